@@ -1,0 +1,112 @@
+/* conf.h -- the configuration: mcpgate.conf parsed into one immutable generation.
+ *
+ * The parser (src/conf/) turns a file into an mg_conf_t of plain data; the
+ * runtime (src/core/) never parses text and never changes a generation once
+ * it is built. A reload builds a whole new generation and swaps it in only
+ * when it has no error (see src/core/server.c).
+ *
+ * Ownership: mg_conf_load() returns a generation owned by the caller, freed
+ * with mg_conf_free(). Every pointer inside it (strings, arrays) is owned by
+ * the generation and lives exactly as long as it does.
+ */
+#ifndef MCPGATE_CONF_H
+#define MCPGATE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Where a directive was written, for "FILE:LINE: message" errors. The file
+ * name is owned by the generation. */
+typedef struct mg_conf_where {
+    const char *file;
+    int line;
+} mg_conf_where_t;
+
+/* listen ADDR:PORT;  or  listen ADDR:PORT { tls_certificate F; tls_certificate_key F; }
+ * admin_listen ADDR:PORT;  ADDR is an IPv4 literal, [IPv6] literal, "*" or "localhost". */
+typedef struct mg_conf_listen {
+    char *text;                   /* "127.0.0.1:8080" as written (after ${} expansion) */
+    struct sockaddr_storage addr; /* resolved numeric address */
+    socklen_t addrlen;
+    char *tls_certificate;        /* PEM chain file; NULL for plain HTTP */
+    char *tls_certificate_key;    /* PEM key file; set iff tls_certificate is */
+    mg_conf_where_t where;
+} mg_conf_listen_t;
+
+/* route PATH { upstream URL; upstream_ca_file FILE; } */
+typedef struct mg_conf_route {
+    char *path;              /* "/" or "/a/b": starts with '/', no trailing '/', no '//',
+                                no dot segments, no '%' (checked at parse time) */
+    size_t path_len;
+    char *upstream;          /* the URL as written */
+    bool upstream_tls;       /* https:// */
+    char *upstream_host;     /* host name or IP literal, without brackets */
+    uint16_t upstream_port;  /* explicit, or 80/443 */
+    char *upstream_hostport; /* "host:port" (IPv6 in brackets): the Host header sent upstream */
+    char *upstream_path;     /* path prefix that replaces <path>: "" when the URL has none,
+                                otherwise "/x" with no trailing '/' */
+    char *upstream_ca_file;  /* NULL: the system trust store */
+    mg_conf_where_t where;
+} mg_conf_route_t;
+
+typedef struct mg_conf {
+    char *source;            /* the top-level file name */
+    int workers;             /* resolved: "auto" becomes the number of online CPUs */
+
+    mg_conf_listen_t *listens;
+    size_t nlistens;
+    mg_conf_listen_t *admin_listen; /* NULL when not configured */
+
+    mg_conf_route_t *routes;
+    size_t nroutes;
+
+    /* Limits and timeouts (milliseconds), top level only. Defaults in brackets. */
+    size_t max_header_size;          /* [16k]  request line + headers; over it: 431 */
+    size_t max_body_size;            /* [1m]   request body; over it: 413 */
+    uint32_t client_timeout;         /* [30s]  to receive a whole request; then 408 */
+    uint32_t upstream_connect_timeout; /* [5s] then 504 */
+    uint32_t upstream_timeout;       /* [60s]  request sent -> response headers; then 504 */
+    uint32_t stream_idle_timeout;    /* [10m]  no byte either way on a streamed response */
+    uint32_t drain_timeout;          /* [30s]  SIGTERM: in-flight requests get this long */
+    uint32_t sse_keepalive;          /* [0 = off] idle SSE streams get ": keepalive" comments */
+    int log_level;                   /* [MG_LOG_INFO] log_level error|warn|info|debug; */
+} mg_conf_t;
+
+/* Errors collected while loading: each message is "FILE:LINE: message"
+ * (or "FILE: message" when no line applies). Owned by the caller. */
+typedef struct mg_conf_errors {
+    char **msgs;
+    size_t n;
+} mg_conf_errors_t;
+
+/* Load and validate a configuration file, following include directives.
+ * Returns the new generation, or NULL when there was any error; every
+ * error found (not only the first) is appended to <errs>. */
+mg_conf_t *mg_conf_load(const char *path, mg_conf_errors_t *errs);
+
+/* The same from a string in memory; <name> is used as the file name in
+ * messages and as the base for relative include paths ("." when NULL).
+ * For tests and the fuzz target. */
+mg_conf_t *mg_conf_load_string(const char *text, size_t len, const char *name,
+                               mg_conf_errors_t *errs);
+
+/* The route whose path is the longest prefix of <path> on a segment
+ * boundary ("/mcp" matches "/mcp" and "/mcp/x", never "/mcpx"; "/" matches
+ * everything). <path> is already normalised. NULL when none matches. */
+const mg_conf_route_t *mg_conf_route_match(const mg_conf_t *conf, const char *path,
+                                           size_t path_len);
+
+/* NULL-safe. */
+void mg_conf_free(mg_conf_t *conf);
+void mg_conf_errors_clear(mg_conf_errors_t *errs);
+
+/* Parse "30s", "5m", "250ms", "1h", "2d" (a bare number is seconds) into
+ * milliseconds. Returns 0 on success, -1 on a bad or out-of-range value. */
+int mg_conf_parse_duration(const char *s, uint32_t *ms_out);
+
+/* Parse "512", "64k", "1m", "1g" (powers of 1024) into bytes. Returns 0 or -1. */
+int mg_conf_parse_size(const char *s, size_t *bytes_out);
+
+#endif /* MCPGATE_CONF_H */
