@@ -105,6 +105,12 @@ bool mg_http_is_hop_by_hop(const char *name, size_t name_len);
 bool mg_http_connection_lists(const char *conn_value, size_t conn_len, const char *name,
                               size_t name_len);
 
+/* Bounds of the chunked decoder: a size line (digits, extensions and CRLF),
+ * the whole trailer section in bytes, and the number of trailer fields. */
+#define MG_CHUNKED_MAX_LINE 1024
+#define MG_CHUNKED_MAX_TRAILER_BYTES 8192
+#define MG_CHUNKED_MAX_TRAILERS 64
+
 /* Incremental chunked transfer-coding decoder (RFC 9112 7.1). Strict: the
  * size is 1..16 hex digits (no "0x", sign or spaces), chunk extensions are
  * skipped but bounded, every line ends in CRLF, trailers are parsed as
@@ -130,7 +136,7 @@ void mg_chunked_init(mg_chunked_t *dec, uint64_t max_total);
 
 /* Feed <len> bytes at <in>. *consumed is set to the bytes used from <in>
  * (the caller drains that many and calls again with the rest). On
- * MG_CHUNKED_DATA, *data/*data_len is a span inside <in> of payload bytes.
+ * MG_CHUNKED_DATA, *data and *data_len are a span inside <in> of payload bytes.
  * After DONE, bytes past *consumed belong to the next message. */
 mg_chunked_result_t mg_chunked_feed(mg_chunked_t *dec, const char *in, size_t len,
                                     size_t *consumed, const char **data, size_t *data_len,
