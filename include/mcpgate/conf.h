@@ -72,6 +72,11 @@ typedef struct mg_conf {
     uint32_t drain_timeout;          /* [30s]  SIGTERM: in-flight requests get this long */
     uint32_t sse_keepalive;          /* [0 = off] idle SSE streams get ": keepalive" comments */
     int log_level;                   /* [MG_LOG_INFO] log_level error|warn|info|debug; */
+
+    /* Internal to src/conf: the names of every file read (the top one and its
+     * includes); mg_conf_where_t.file points into this list. */
+    char **files;
+    size_t nfiles;
 } mg_conf_t;
 
 /* Errors collected while loading: each message is "FILE:LINE: message"
@@ -88,6 +93,9 @@ mg_conf_t *mg_conf_load(const char *path, mg_conf_errors_t *errs);
 
 /* The same from a string in memory; <name> is used as the file name in
  * messages and as the base for relative include paths ("." when NULL).
+ * Relative paths in a file (include, certificates, CA files) are taken
+ * relative to the directory of the file that names them; a file name without
+ * a '/' (or NULL, shown as "(string)" in messages) means the current directory.
  * For tests and the fuzz target. */
 mg_conf_t *mg_conf_load_string(const char *text, size_t len, const char *name,
                                mg_conf_errors_t *errs);
