@@ -35,7 +35,23 @@ typedef struct mg_conf_listen {
     mg_conf_where_t where;
 } mg_conf_listen_t;
 
-/* route PATH { upstream URL; upstream_ca_file FILE; } */
+/* issuer URL { jwks_file FILE; algorithms NAME ...; leeway DUR; require_typ on|off;
+ *              max_token_lifetime DUR|off; max_token_size SIZE; }
+ * An authorization server whose access tokens routes may trust. */
+typedef struct mg_conf_issuer {
+    char *url;                   /* compared byte for byte with the token's iss claim */
+    char *jwks_file;             /* the issuer's public key set (JWKS JSON) */
+    char *algorithms;            /* the names as written, space-separated; NULL: the default
+                                    list RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384
+                                    ES512 EdDSA */
+    uint32_t leeway;             /* [60s] ms allowed on exp/nbf/iat */
+    bool require_typ;            /* [on] typ must be at+jwt (RFC 9068 section 2.1) */
+    uint32_t max_token_lifetime; /* [0 = off] ms; exp - iat above it is refused */
+    size_t max_token_size;       /* [8k] */
+    mg_conf_where_t where;
+} mg_conf_issuer_t;
+
+/* route PATH { upstream URL; upstream_ca_file FILE; resource URL; issuer URL; ... } */
 typedef struct mg_conf_route {
     char *path;              /* "/" or "/a/b": starts with '/', no trailing '/', no '//',
                                 no dot segments, no '%' (checked at parse time) */
@@ -45,9 +61,19 @@ typedef struct mg_conf_route {
     char *upstream_host;     /* host name or IP literal, without brackets */
     uint16_t upstream_port;  /* explicit, or 80/443 */
     char *upstream_hostport; /* "host:port" (IPv6 in brackets): the Host header sent upstream */
-    char *upstream_path;     /* path prefix that replaces <path>: "" when the URL has none,
-                                otherwise "/x" with no trailing '/' */
+    char *upstream_path;     /* path prefix that replaces <path>, with no trailing '/':
+                                the URL's path ("" for "/"); for a URL with no path, <path>
+                                itself ("" for route "/"), so the request path is passed
+                                unchanged, as nginx's proxy_pass does */
     char *upstream_ca_file;  /* NULL: the system trust store */
+    char *resource;          /* the canonical URL clients dial (RFC 8707/9728); tokens must
+                                name it in aud. Required when the route has an issuer */
+    char **issuer_urls;      /* the route's `issuer URL;` lines, in config order */
+    size_t *issuers;         /* the same as indexes into mg_conf_t.issuers (resolved at the
+                                end of the load); a route with issuers requires a valid
+                                token on every request */
+    size_t nissuers;
+    mg_conf_where_t *issuer_wheres;
     mg_conf_where_t where;
 } mg_conf_route_t;
 
@@ -61,6 +87,10 @@ typedef struct mg_conf {
 
     mg_conf_route_t *routes;
     size_t nroutes;
+
+    mg_conf_issuer_t *issuers;
+    size_t nissuers;
+    size_t token_cache_size;         /* [10000] verified tokens cached per worker; 0 = off */
 
     /* Limits and timeouts (milliseconds), top level only. Defaults in brackets. */
     size_t max_header_size;          /* [16k]  request line + headers; over it: 431 */

@@ -180,6 +180,7 @@ conf_new(const char *source)
     c->drain_timeout = 30 * 1000;
     c->sse_keepalive = 0;
     c->log_level = MG_LOG_INFO;
+    c->token_cache_size = 10000;
     return c;
 }
 
@@ -303,8 +304,21 @@ mg_conf_free(mg_conf_t *conf)
         free(r->upstream_hostport);
         free(r->upstream_path);
         free(r->upstream_ca_file);
+        free(r->resource);
+        for (size_t j = 0; j < r->nissuers; j++)
+            free(r->issuer_urls[j]);
+        free(r->issuer_urls);
+        free(r->issuers);
+        free(r->issuer_wheres);
     }
     free(conf->routes);
+    for (size_t i = 0; i < conf->nissuers; i++) {
+        mg_conf_issuer_t *is = &conf->issuers[i];
+        free(is->url);
+        free(is->jwks_file);
+        free(is->algorithms);
+    }
+    free(conf->issuers);
     for (size_t i = 0; i < conf->nfiles; i++)
         free(conf->files[i]);
     free(conf->files);

@@ -41,6 +41,7 @@ enum {
     MG_CTX_TOP = 1u << 0,
     MG_CTX_ROUTE = 1u << 1,
     MG_CTX_LISTEN = 1u << 2,
+    MG_CTX_ISSUER = 1u << 3,
 };
 
 /* Directive flags. */

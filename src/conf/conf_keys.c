@@ -538,7 +538,13 @@ parse_upstream(const char *url, mg_conf_route_t *r)
     r->upstream_port = (uint16_t)port;
     if (asprintf(&r->upstream_hostport, v6 ? "[%s]:%ld" : "%s:%ld", host, port) < 0)
         r->upstream_hostport = NULL;
-    r->upstream_path = strip_slash(*auth_end ? auth_end : "/", false);
+    /* As nginx's proxy_pass: a URL with a path (even "/") replaces the route
+     * prefix with it; a URL with no path passes the request path unchanged,
+     * which is the route prefix mapped onto itself. */
+    if (*auth_end != '\0')
+        r->upstream_path = strip_slash(auth_end, false);
+    else
+        r->upstream_path = strip_slash(r->path != NULL ? r->path : "/", false);
     r->upstream = strdup(url);
     if (r->upstream_hostport == NULL || r->upstream_path == NULL || r->upstream == NULL)
         return "out of memory";
@@ -555,12 +561,257 @@ set_upstream(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_con
     return NULL;
 }
 
+
+/* --- issuers (access-token validation) --------------------------------------------- */
+
+/* The JWS algorithms mcpgate verifies. "none" and HS* are never accepted: a
+ * gateway holds no shared secret with the authorization server, and an HMAC
+ * keyed with a public key is the classic algorithm-confusion attack (RFC 8725
+ * section 3.1). */
+static const char *const known_algs[] = {"RS256", "RS384", "RS512", "PS256", "PS384",
+                                         "PS512", "ES256", "ES384", "ES512", "EdDSA"};
+
+/* An absolute http(s) URL with a host and no fragment; NULL when fine. */
+static const char *
+check_http_url(const char *u)
+{
+    const char *rest;
+
+    if (strncmp(u, "https://", 8) == 0)
+        rest = u + 8;
+    else if (strncmp(u, "http://", 7) == 0)
+        rest = u + 7;
+    else
+        return "must start with \"https://\" or \"http://\" (lowercase)";
+    if (*rest == '\0' || *rest == '/')
+        return "missing host";
+    if (strchr(u, '#') != NULL)
+        return "must not have a fragment";
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
+            return "must not contain spaces, quotes, backslashes or non-ASCII characters";
+    return NULL;
+}
+
+static const char *
+set_issuer(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    mg_conf_t *c = obj;
+    mg_conf_issuer_t *v, *is;
+    const char *why = check_http_url(n->args[0]);
+
+    v = realloc(c->issuers, (c->nissuers + 1) * sizeof(*v));
+    if (v == NULL)
+        return "out of memory";
+    c->issuers = v;
+    is = &c->issuers[c->nissuers++];
+    memset(is, 0, sizeof(*is));
+    is->where = n->where;
+    is->leeway = 60 * 1000;
+    is->require_typ = true;
+    is->max_token_size = 8192;
+    if (n->has_block)
+        cx->block = is;
+    if (why != NULL)
+        return mg_conf_errf(cx, "invalid issuer %s: %s", mg_conf_q(cx, n->args[0]), why);
+    for (size_t i = 0; i + 1 < c->nissuers; i++) {
+        const mg_conf_issuer_t *o = &c->issuers[i];
+        if (o->url != NULL && strcmp(o->url, n->args[0]) == 0)
+            return mg_conf_errf(cx, "duplicate issuer %s (first defined at %s:%d)",
+                                mg_conf_q(cx, n->args[0]), o->where.file, o->where.line);
+    }
+    is->url = strdup(n->args[0]);
+    return is->url == NULL ? "out of memory" : NULL;
+}
+
+static void
+post_issuer(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj)
+{
+    bool jwks = false;
+
+    for (size_t i = 0; i < n->nchildren; i++)
+        jwks |= strcmp(n->children[i].name, "jwks_file") == 0;
+    if (!jwks)
+        mg_conf_error(cx, &n->where, "issuer %s needs \"jwks_file\"", mg_conf_q(cx, n->args[0]));
+}
+
+static const char *
+set_algorithms(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+               const mg_conf_directive_t *d)
+{
+    mg_conf_issuer_t *is = obj;
+    size_t len = 0;
+    char *list;
+
+    for (size_t i = 0; i < n->nargs; i++) {
+        const char *a = n->args[i];
+        bool ok = false;
+        for (size_t k = 0; k < sizeof(known_algs) / sizeof(known_algs[0]); k++)
+            ok |= strcmp(a, known_algs[k]) == 0;
+        if (strcasecmp(a, "none") == 0 || strncasecmp(a, "HS", 2) == 0)
+            return mg_conf_errf(cx, "algorithm %s is never accepted (no \"none\", no HMAC)",
+                                mg_conf_q(cx, a));
+        if (!ok)
+            return mg_conf_errf(cx,
+                                "unknown algorithm %s (expected RS256, RS384, RS512, PS256, "
+                                "PS384, PS512, ES256, ES384, ES512 or EdDSA)",
+                                mg_conf_q(cx, a));
+        len += strlen(a) + 1;
+    }
+    list = calloc(1, len + 1);
+    if (list == NULL)
+        return "out of memory";
+    list[0] = '\0';
+    for (size_t i = 0; i < n->nargs; i++) {
+        if (i)
+            strcat(list, " ");
+        strcat(list, n->args[i]);
+    }
+    free(is->algorithms);
+    is->algorithms = list;
+    return NULL;
+}
+
+static const char *
+set_on_off(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    bool *field = FIELD(obj, d->off, bool);
+
+    if (strcmp(n->args[0], "on") == 0)
+        *field = true;
+    else if (strcmp(n->args[0], "off") == 0)
+        *field = false;
+    else
+        return mg_conf_errf(cx, "invalid value %s for %s (expected \"on\" or \"off\")",
+                            mg_conf_q(cx, n->args[0]), mg_conf_q(cx, d->name));
+    return NULL;
+}
+
+static const char *
+set_count(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    uint64_t v = 0;
+    const char *s = n->args[0];
+
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > d->max) {
+            v = d->max + 1;
+            break;
+        }
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (*s == '\0' || v < d->min || v > d->max)
+        return mg_conf_errf(cx, "invalid value %s for %s (expected %llu..%llu)", mg_conf_q(cx, s),
+                            mg_conf_q(cx, d->name), (unsigned long long)d->min,
+                            (unsigned long long)d->max);
+    *FIELD(obj, d->off, size_t) = (size_t)v;
+    return NULL;
+}
+
+static const char *
+set_resource(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    mg_conf_route_t *r = obj;
+    const char *why = check_http_url(n->args[0]);
+
+    if (why == NULL && strchr(n->args[0], '?') != NULL)
+        why = "must not have a query (RFC 9728 section 2)";
+    if (why != NULL)
+        return mg_conf_errf(cx, "invalid resource %s: %s", mg_conf_q(cx, n->args[0]), why);
+    r->resource = strdup(n->args[0]);
+    return r->resource == NULL ? "out of memory" : NULL;
+}
+
+/* `issuer URL;` inside a route: resolved against the top-level issuers once the
+ * whole configuration has been read (they may be defined after the route). */
+static const char *
+set_route_issuer(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                 const mg_conf_directive_t *d)
+{
+    mg_conf_route_t *r = obj;
+    char **urls;
+    mg_conf_where_t *wh;
+
+    if (n->has_block)
+        return "an issuer is defined at the top level; inside a route write \"issuer URL;\"";
+    for (size_t i = 0; i < r->nissuers; i++)
+        if (strcmp(r->issuer_urls[i], n->args[0]) == 0)
+            return mg_conf_errf(cx, "duplicate issuer %s in this route", mg_conf_q(cx, n->args[0]));
+    urls = realloc(r->issuer_urls, (r->nissuers + 1) * sizeof(*urls));
+    if (urls == NULL)
+        return "out of memory";
+    r->issuer_urls = urls;
+    wh = realloc(r->issuer_wheres, (r->nissuers + 1) * sizeof(*wh));
+    if (wh == NULL)
+        return "out of memory";
+    r->issuer_wheres = wh;
+    urls[r->nissuers] = strdup(n->args[0]);
+    if (urls[r->nissuers] == NULL)
+        return "out of memory";
+    wh[r->nissuers] = n->where;
+    r->nissuers++;
+    return NULL;
+}
+
+/* `issuer` is one name for two things: a block at the top level, a reference
+ * inside a route. */
+static const char *
+set_issuer_any(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+               const mg_conf_directive_t *d)
+{
+    if (obj == cx->conf)
+        return set_issuer(cx, n, obj, d);
+    return set_route_issuer(cx, n, obj, d);
+}
+
+static void
+post_issuer_any(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj)
+{
+    post_issuer(cx, n, obj);
+}
+
+/* After the whole file: every route issuer names a defined issuer, and a route
+ * with issuers names its resource. */
+static void
+resolve_route_issuers(mg_conf_ctx_t *cx)
+{
+    mg_conf_t *c = cx->conf;
+
+    for (size_t i = 0; i < c->nroutes; i++) {
+        mg_conf_route_t *r = &c->routes[i];
+        if (r->nissuers == 0)
+            continue;
+        r->issuers = calloc(r->nissuers, sizeof(*r->issuers));
+        if (r->issuers == NULL) {
+            mg_conf_error(cx, &r->where, "out of memory");
+            return;
+        }
+        for (size_t j = 0; j < r->nissuers; j++) {
+            size_t k;
+            for (k = 0; k < c->nissuers; k++)
+                if (c->issuers[k].url && strcmp(c->issuers[k].url, r->issuer_urls[j]) == 0)
+                    break;
+            if (k == c->nissuers)
+                mg_conf_error(cx, &r->issuer_wheres[j],
+                              "issuer %s is not defined (add a top-level \"issuer %s { ... }\")",
+                              mg_conf_q(cx, r->issuer_urls[j]), r->issuer_urls[j]);
+            r->issuers[j] = k;
+        }
+        if (r->resource == NULL && r->path != NULL)
+            mg_conf_error(cx, &r->where,
+                          "route %s has an issuer but no \"resource\" (the URL clients dial, "
+                          "which tokens must name in aud)",
+                          mg_conf_q(cx, r->path));
+    }
+}
+
 /* --- the table ---------------------------------------------------------------------- */
 
 #define MS_MAX UINT32_MAX
 #define T MG_CTX_TOP
 #define R MG_CTX_ROUTE
 #define L MG_CTX_LISTEN
+#define I MG_CTX_ISSUER
 #define TOPOFF(f) offsetof(mg_conf_t, f)
 
 /* clang-format off */
@@ -595,12 +846,28 @@ const mg_conf_directive_t mg_conf_directives[] = {
     {"sse_keepalive", T, 1, 1, MG_DIR_ONCE, 0, set_duration_off, NULL, TOPOFF(sse_keepalive),
      0, MS_MAX},
     {"log_level", T, 1, 1, MG_DIR_ONCE, 0, set_log_level, NULL, 0, 0, 0},
+    {"issuer", T | R, 1, 1, MG_DIR_BLOCK_OPT, I, set_issuer_any, post_issuer_any, 0, 0, 0},
+    {"jwks_file", I, 1, 1, MG_DIR_ONCE, 0, set_file, NULL,
+     offsetof(mg_conf_issuer_t, jwks_file), 0, 0},
+    {"algorithms", I, 1, -1, MG_DIR_ONCE, 0, set_algorithms, NULL, 0, 0, 0},
+    {"leeway", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL, offsetof(mg_conf_issuer_t, leeway),
+     0, 5 * 60 * 1000},
+    {"require_typ", I, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
+     offsetof(mg_conf_issuer_t, require_typ), 0, 0},
+    {"max_token_lifetime", I, 1, 1, MG_DIR_ONCE, 0, set_duration_off, NULL,
+     offsetof(mg_conf_issuer_t, max_token_lifetime), 1000, MS_MAX},
+    {"max_token_size", I, 1, 1, MG_DIR_ONCE, 0, set_size, NULL,
+     offsetof(mg_conf_issuer_t, max_token_size), 1024, 64 * 1024},
+    {"resource", R, 1, 1, MG_DIR_ONCE, 0, set_resource, NULL, 0, 0, 0},
+    {"token_cache_size", T, 1, 1, MG_DIR_ONCE, 0, set_count, NULL, TOPOFF(token_cache_size),
+     0, 1000000},
     /* DIRECTIVES END */
 };
 /* clang-format on */
 #undef T
 #undef R
 #undef L
+#undef I
 #undef TOPOFF
 #undef MS_MAX
 
@@ -713,4 +980,5 @@ mg_conf_interpret(mg_conf_ctx_t *cx, const mg_conf_nodes_t *top)
         mg_conf_error(cx, &src, "no \"listen\" directive (at least one is required)");
     if (c->nroutes == 0)
         mg_conf_error(cx, &src, "no \"route\" directive (at least one is required)");
+    resolve_route_issuers(cx);
 }

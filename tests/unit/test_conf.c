@@ -223,13 +223,14 @@ test_upstream(void)
         int port;
         const char *hostport, *path;
     } cases[] = {
-        {"http://127.0.0.1:3000", false, "127.0.0.1", 3000, "127.0.0.1:3000", ""},
-        {"http://example.com", false, "example.com", 80, "example.com:80", ""},
+        /* no path: the request path passes unchanged (route /r maps onto itself) */
+        {"http://127.0.0.1:3000", false, "127.0.0.1", 3000, "127.0.0.1:3000", "/r"},
+        {"http://example.com", false, "example.com", 80, "example.com:80", "/r"},
         {"https://example.com/", true, "example.com", 443, "example.com:443", ""},
         {"HTTPS://a.b:8443/x/y/", true, "a.b", 8443, "a.b:8443", "/x/y"},
         {"http://[::1]/mcp", false, "::1", 80, "[::1]:80", "/mcp"},
         {"https://[2001:db8::1]:9/", true, "2001:db8::1", 9, "[2001:db8::1]:9", ""},
-        {"http://mcp_1-a", false, "mcp_1-a", 80, "mcp_1-a:80", ""},
+        {"http://mcp_1-a", false, "mcp_1-a", 80, "mcp_1-a:80", "/r"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -671,10 +672,67 @@ test_errors(void)
                         "t.conf:5: duplicate \"tls_certificate\" (first defined at t.conf:4)"));
 }
 
+
+/* issuer blocks, route references resolved in config order, defaults. */
+static void
+test_issuers(void)
+{
+    char dir[] = "/tmp/mgconfXXXXXX", path[300], text[1024];
+    mg_conf_errors_t errs = {0};
+    mg_conf_t *c;
+    FILE *f;
+
+    MG_CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/jwks.json", dir);
+    f = fopen(path, "w");
+    MG_CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    fputs("{\"keys\":[]}", f);
+    fclose(f);
+    snprintf(text, sizeof(text),
+             "listen 127.0.0.1:1;\n"
+             "route /mcp { upstream http://127.0.0.1:2/mcp; resource https://gw/mcp;\n"
+             "  issuer https://b.example; issuer https://a.example; }\n"
+             "issuer https://a.example { jwks_file %s; }\n"
+             "issuer https://b.example { jwks_file %s; algorithms ES256 EdDSA; leeway 5s;\n"
+             "  require_typ off; max_token_lifetime 2h; max_token_size 2k; }\n",
+             path, path);
+    c = load(text, &errs);
+    MG_CHECK(c != NULL);
+    if (c != NULL) {
+        const mg_conf_route_t *r = &c->routes[0];
+        MG_CHECK_INT(c->nissuers, 2);
+        MG_CHECK_STR(c->issuers[0].url, "https://a.example");
+        MG_CHECK_STR(c->issuers[0].jwks_file, path);
+        MG_CHECK(c->issuers[0].algorithms == NULL);
+        MG_CHECK_INT(c->issuers[0].leeway, 60000);
+        MG_CHECK(c->issuers[0].require_typ);
+        MG_CHECK_INT(c->issuers[0].max_token_lifetime, 0);
+        MG_CHECK_INT(c->issuers[0].max_token_size, 8192);
+        MG_CHECK_STR(c->issuers[1].algorithms, "ES256 EdDSA");
+        MG_CHECK_INT(c->issuers[1].leeway, 5000);
+        MG_CHECK(!c->issuers[1].require_typ);
+        MG_CHECK_INT(c->issuers[1].max_token_lifetime, 2 * 3600 * 1000);
+        MG_CHECK_INT(c->issuers[1].max_token_size, 2048);
+        MG_CHECK_STR(r->resource, "https://gw/mcp");
+        MG_CHECK_INT(r->nissuers, 2);
+        MG_CHECK_INT(r->issuers[0], 1); /* b first, as the route lists it */
+        MG_CHECK_INT(r->issuers[1], 0);
+        MG_CHECK_INT(c->token_cache_size, 10000);
+        MG_CHECK_INT(c->routes[0].nissuers, 2);
+    }
+    mg_conf_free(c);
+    mg_conf_errors_clear(&errs);
+    unlink(path);
+    rmdir(dir);
+}
+
 int
 main(void)
 {
     MG_RUN(test_duration);
+    MG_RUN(test_issuers);
     MG_RUN(test_size);
     MG_RUN(test_defaults);
     MG_RUN(test_values);
