@@ -1,0 +1,157 @@
+/* core_int.h -- layouts shared inside src/core only: generation, worker, client and upstream
+ * connections.
+ *
+ * Threading: a mg_worker_t and everything reachable from it (listeners,
+ * connections, upstream pool) belong to that worker's thread; only the
+ * mailbox fields (under mb_lock) are touched by the main thread. A
+ * mg_gen_t is immutable once built and shared by reference count.
+ */
+#ifndef MCPGATE_CORE_INT_H
+#define MCPGATE_CORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "mcpgate/conf.h"
+#include "mcpgate/http_parse.h"
+
+/* ---- gen.c: one configuration generation at runtime ---- */
+
+typedef struct mg_gen {
+    atomic_int refs;
+    unsigned long serial; /* 1 for the startup configuration, +1 per reload */
+    mg_conf_t *conf;      /* owned */
+    SSL_CTX **listen_ctx; /* [conf->nlistens]: server context, NULL for plain HTTP */
+    SSL_CTX **route_ctx;  /* [conf->nroutes]: client context, NULL for http:// upstreams */
+} mg_gen_t;
+
+/* Build the runtime generation for <conf>: TLS contexts from the files it
+ * names. On success the generation owns <conf> and holds one reference; on
+ * failure returns NULL, logs why, and <conf> still belongs to the caller. */
+mg_gen_t *mg_gen_new(mg_conf_t *conf, unsigned long serial);
+mg_gen_t *mg_gen_ref(mg_gen_t *gen);
+/* Drop one reference; the last one frees the generation. NULL-safe. Any thread. */
+void mg_gen_unref(mg_gen_t *gen);
+
+/* ---- tls.c: SSL_CTX construction ---- */
+
+/* Server context for a TLS listener: TLS 1.2+, server cipher preference,
+ * ALPN http/1.1 only, chain + key checked to match. NULL + logged on error. */
+SSL_CTX *mg_tls_server_ctx(const char *cert_file, const char *key_file, const char *where);
+/* Client context for an https upstream: peer verification against the
+ * system store or <ca_file>, TLS 1.2+, ALPN http/1.1. NULL + logged on error. */
+SSL_CTX *mg_tls_client_ctx(const char *ca_file, const char *where);
+/* A client SSL for <host>: SNI (names only) and name or IP check. NULL on error. */
+SSL *mg_tls_client_ssl(SSL_CTX *ctx, const char *host);
+
+/* ---- worker.c ---- */
+
+struct mg_server;
+struct mg_conn;
+struct mg_upconn;
+
+typedef struct mg_listener {
+    struct evconnlistener *lev;
+    struct event *retry_ev; /* re-enables accepting after EMFILE and the like */
+    struct mg_worker *w;
+    char *text; /* "addr:port" as configured when the socket was opened */
+    bool tls;
+    SSL_CTX *own_ctx; /* the context at startup (own reference): used when a reload
+                         no longer has this address */
+} mg_listener_t;
+
+typedef struct mg_worker {
+    int id;
+    struct mg_server *srv;
+    pthread_t thread;
+    bool started;
+    struct event_base *base;
+    struct evdns_base *dns;
+    mg_listener_t *listeners;
+    size_t nlisteners;
+    mg_gen_t *gen; /* current generation for new requests (own reference) */
+
+    /* Mailbox from the main thread: fields under mb_lock, then mb_ev activated. */
+    pthread_mutex_t mb_lock;
+    mg_gen_t *mb_gen; /* a new generation to adopt (reference owned by the mailbox) */
+    bool mb_drain;
+    bool mb_closed; /* the worker has exited: no more event_active on mb_ev */
+    struct event *mb_ev;
+
+    bool draining;
+    struct event *drain_ev; /* drain_timeout expiry */
+    struct mg_conn *conns;  /* doubly linked, every live client connection */
+    size_t nconns;
+    struct mg_upconn *idle; /* keep-alive pool: idle upstream connections */
+    size_t nidle;
+} mg_worker_t;
+
+mg_worker_t *mg_worker_new(struct mg_server *srv, int id, mg_gen_t *gen);
+int mg_worker_start(mg_worker_t *w);
+/* Main thread: hand over a new generation / start draining. */
+void mg_worker_post_gen(mg_worker_t *w, mg_gen_t *gen);
+void mg_worker_post_drain(mg_worker_t *w);
+/* Main thread, after the thread has been joined (or never started). */
+void mg_worker_free(mg_worker_t *w);
+/* Worker thread: a connection was freed; finishes the drain when it was the last. */
+void mg_worker_conn_gone(mg_worker_t *w);
+
+/* server.c: called from a worker thread when it has finished. */
+void mg_server_worker_done(struct mg_server *srv);
+
+/* ---- upstream.c: per-worker keep-alive pool ---- */
+
+typedef struct mg_upconn {
+    struct mg_upconn *next, *prev; /* in w->idle while pooled */
+    mg_worker_t *w;
+    struct bufferevent *bev;
+    bool tls;
+    char *host;
+    uint16_t port;
+    SSL_CTX *ctx; /* identity of the verification settings (not a reference) */
+    bool connected;
+    bool reused; /* came out of the pool */
+    struct event *idle_ev;
+} mg_upconn_t;
+
+/* An upstream connection for <route>: a pooled idle one when available
+ * (unless <fresh>), else a new one that is connecting (wait for
+ * BEV_EVENT_CONNECTED). The caller owns it and must set its callbacks.
+ * NULL on error (logged). */
+mg_upconn_t *mg_upstream_get(mg_worker_t *w, const mg_conf_route_t *route, SSL_CTX *ctx,
+                             bool fresh);
+/* Give a connection whose exchange completed cleanly back to the pool. */
+void mg_upstream_release(mg_upconn_t *u);
+/* Close and free. NULL-safe. */
+void mg_upstream_close(mg_upconn_t *u);
+/* Close every pooled connection of <w>. */
+void mg_upstream_pool_clear(mg_worker_t *w);
+
+/* ---- conn.c: client connections ---- */
+
+typedef struct mg_conn mg_conn_t;
+
+/* Worker thread: take over an accepted socket. */
+void mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sockaddr *sa,
+                    int salen);
+/* Worker thread: drain started: close idle ones, end SSE streams, no more keep-alive. */
+void mg_conn_drain_all(mg_worker_t *w);
+/* Worker thread: drain_timeout passed, close everything now. */
+void mg_conn_close_all(mg_worker_t *w);
+
+/* ---- admin.c: the admin listener on the main thread ---- */
+
+typedef struct mg_admin mg_admin_t;
+mg_admin_t *mg_admin_new(struct event_base *base, const mg_conf_listen_t *l,
+                         const atomic_bool *draining);
+void mg_admin_free(mg_admin_t *a);
+
+#endif /* MCPGATE_CORE_INT_H */

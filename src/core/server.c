@@ -1,0 +1,265 @@
+/* server.c -- the main thread: event base, signals, reload, drain, admin listener, worker threads
+ * start/stop. */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "core_int.h"
+#include "mcpgate/log.h"
+#include "mcpgate/server.h"
+
+typedef struct mg_server {
+    const char *conf_path;
+    struct event_base *base;
+    mg_gen_t *gen;      /* the newest good generation (own reference) */
+    mg_gen_t *boot_gen; /* the one the sockets were opened from (own reference) */
+    unsigned long serial;
+    mg_worker_t **workers;
+    int nworkers;
+    int nstarted;
+    mg_admin_t *admin;
+    atomic_bool draining; /* read by the admin handler (same thread) */
+    atomic_int done;      /* workers that have finished */
+    struct event *done_ev;
+    struct event *sig_hup, *sig_term, *sig_int;
+} mg_server_t;
+
+void
+mg_server_worker_done(struct mg_server *srv)
+{
+    atomic_fetch_add(&srv->done, 1);
+    event_active(srv->done_ev, EV_READ, 0); /* the main base is locked: any thread may */
+}
+
+static void
+done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mg_server_t *srv = arg;
+
+    if (atomic_load(&srv->done) >= srv->nstarted)
+        event_base_loopbreak(srv->base);
+}
+
+static bool
+same_listen(const mg_conf_listen_t *a, const mg_conf_listen_t *b)
+{
+    return strcmp(a->text, b->text) == 0 &&
+           (a->tls_certificate != NULL) == (b->tls_certificate != NULL);
+}
+
+static void
+warn_restart_only(const mg_conf_t *old, const mg_conf_t *new)
+{
+    bool changed = old->nlistens != new->nlistens;
+
+    for (size_t i = 0; !changed && i < old->nlistens; i++)
+        changed = !same_listen(&old->listens[i], &new->listens[i]);
+    if ((old->admin_listen == NULL) != (new->admin_listen == NULL) ||
+        (old->admin_listen && !same_listen(old->admin_listen, new->admin_listen)))
+        changed = true;
+    if (changed)
+        mg_log_warn("listen address changes need a restart; keeping the old sockets");
+    if (old->workers != new->workers)
+        mg_log_warn("a change of workers (%d -> %d) needs a restart", old->workers, new->workers);
+}
+
+/* The workers bind with SO_REUSEPORT, which would happily share a port
+ * with another running mcpgate: bind each address once without it first so
+ * that "address in use" is reported instead. */
+static int
+probe_listens(const mg_conf_t *conf)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < conf->nlistens; i++) {
+        const mg_conf_listen_t *l = &conf->listens[i];
+        int one = 1;
+        int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+            bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) != 0) {
+            mg_log_error("%s:%d: listen %s: %s", l->where.file ? l->where.file : conf->source,
+                         l->where.line, l->text, strerror(errno));
+            rc = -1;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    return rc;
+}
+
+static void
+reload(mg_server_t *srv)
+{
+    mg_conf_errors_t errs = {0};
+    mg_conf_t *conf;
+    mg_gen_t *gen;
+
+    if (atomic_load(&srv->draining)) {
+        mg_log_warn("SIGHUP while draining: ignored");
+        return;
+    }
+    mg_log_info("reloading %s", srv->conf_path);
+    conf = mg_conf_load(srv->conf_path, &errs);
+    if (conf == NULL) {
+        for (size_t i = 0; i < errs.n; i++)
+            mg_log_error("%s", errs.msgs[i]);
+        mg_conf_errors_clear(&errs);
+        mg_log_error("configuration reload failed, keeping the running configuration");
+        return;
+    }
+    mg_conf_errors_clear(&errs);
+    gen = mg_gen_new(conf, srv->serial + 1);
+    if (gen == NULL) {
+        mg_conf_free(conf);
+        mg_log_error("configuration reload failed, keeping the running configuration");
+        return;
+    }
+    srv->serial++;
+    warn_restart_only(srv->boot_gen->conf, conf);
+    mg_log_set_level((mg_log_level_t)conf->log_level);
+    for (int i = 0; i < srv->nstarted; i++)
+        mg_worker_post_gen(srv->workers[i], gen);
+    mg_gen_unref(srv->gen);
+    srv->gen = gen;
+    mg_log_info("configuration reloaded");
+}
+
+static void
+start_drain(mg_server_t *srv)
+{
+    if (atomic_exchange(&srv->draining, true)) {
+        mg_log_info("already draining");
+        return;
+    }
+    mg_log_info("draining: no new connections, in-flight requests get %u ms",
+                srv->gen->conf->drain_timeout);
+    for (int i = 0; i < srv->nstarted; i++)
+        mg_worker_post_drain(srv->workers[i]);
+    if (srv->nstarted == 0)
+        event_base_loopbreak(srv->base);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    mg_server_t *srv = arg;
+
+    if (sig == SIGHUP)
+        reload(srv);
+    else
+        start_drain(srv);
+}
+
+static void
+server_free(mg_server_t *srv)
+{
+    for (int i = 0; i < srv->nworkers; i++)
+        mg_worker_free(srv->workers[i]);
+    free(srv->workers);
+    mg_admin_free(srv->admin);
+    if (srv->sig_hup)
+        event_free(srv->sig_hup);
+    if (srv->sig_term)
+        event_free(srv->sig_term);
+    if (srv->sig_int)
+        event_free(srv->sig_int);
+    if (srv->done_ev)
+        event_free(srv->done_ev);
+    if (srv->base)
+        event_base_free(srv->base);
+    mg_gen_unref(srv->gen);
+    mg_gen_unref(srv->boot_gen);
+}
+
+int
+mg_server_run(const char *conf_path, mg_conf_t *conf)
+{
+    mg_server_t srv;
+    sigset_t block, old;
+    int rc = 1;
+
+    memset(&srv, 0, sizeof(srv));
+    srv.conf_path = conf_path;
+    atomic_init(&srv.draining, false);
+    atomic_init(&srv.done, 0);
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0) {
+        mg_log_error("libevent: no pthreads support");
+        mg_conf_free(conf);
+        return 1;
+    }
+    mg_log_set_level((mg_log_level_t)conf->log_level);
+    srv.serial = 1;
+    srv.gen = mg_gen_new(conf, srv.serial);
+    if (srv.gen == NULL) {
+        mg_conf_free(conf);
+        return 1;
+    }
+    srv.boot_gen = mg_gen_ref(srv.gen);
+    srv.base = event_base_new();
+    if (srv.base == NULL)
+        goto done;
+    if (probe_listens(conf) != 0)
+        goto done;
+    srv.nworkers = conf->workers > 0 ? conf->workers : 1;
+    srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
+    if (srv.workers == NULL)
+        goto done;
+    for (int i = 0; i < srv.nworkers; i++) {
+        srv.workers[i] = mg_worker_new(&srv, i, srv.gen);
+        if (srv.workers[i] == NULL)
+            goto done;
+    }
+    if (conf->admin_listen != NULL) {
+        srv.admin = mg_admin_new(srv.base, conf->admin_listen, &srv.draining);
+        if (srv.admin == NULL)
+            goto done;
+    }
+    srv.done_ev = event_new(srv.base, -1, 0, done_cb, &srv);
+    srv.sig_hup = evsignal_new(srv.base, SIGHUP, signal_cb, &srv);
+    srv.sig_term = evsignal_new(srv.base, SIGTERM, signal_cb, &srv);
+    srv.sig_int = evsignal_new(srv.base, SIGINT, signal_cb, &srv);
+    if (!srv.done_ev || !srv.sig_hup || !srv.sig_term || !srv.sig_int ||
+        event_add(srv.sig_hup, NULL) || event_add(srv.sig_term, NULL) ||
+        event_add(srv.sig_int, NULL))
+        goto done;
+
+    /* Workers inherit a mask without our signals: they are handled here only. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    for (int i = 0; i < srv.nworkers; i++) {
+        if (mg_worker_start(srv.workers[i]) != 0)
+            break;
+        srv.nstarted++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (srv.nstarted < srv.nworkers) {
+        start_drain(&srv);
+    } else {
+        mg_log_info("mcpgate %s started: %d workers, %zu listeners, %zu routes", PACKAGE_VERSION,
+                    srv.nworkers, conf->nlistens, conf->nroutes);
+        rc = 0;
+    }
+    if (srv.nstarted > 0)
+        event_base_loop(srv.base, EVLOOP_NO_EXIT_ON_EMPTY);
+    for (int i = 0; i < srv.nstarted; i++)
+        pthread_join(srv.workers[i]->thread, NULL);
+    if (rc == 0)
+        mg_log_info("drained, exiting");
+done:
+    if (rc != 0 && srv.nstarted == 0)
+        mg_log_error("startup failed");
+    server_free(&srv);
+    return rc;
+}
