@@ -64,8 +64,13 @@ main(int argc, char **argv)
     }
     mg_conf_errors_clear(&errs);
     if (test) {
-        printf("mcpgate: the configuration file %s syntax is ok\n", path);
+        /* Like nginx -t: also load what the files name (certificates, keys,
+         * key sets), so that a reload with this file would succeed. */
+        int rc = mg_server_check(conf);
         mg_conf_free(conf);
+        if (rc != 0)
+            return 1;
+        printf("mcpgate: the configuration file %s syntax is ok\n", path);
         return 0;
     }
     return mg_server_run(path, conf);

@@ -14,8 +14,9 @@
 const char *mg_reply_reason(int status);
 
 /* The JSON-RPC error code used for a gateway-generated HTTP <status>:
- * 400/405/413/431/505 -> -32600, 404 -> -32601, 408 -> -32000, 500 -> -32603,
- * 502 -> -32002, 503 -> -32003, 504 -> -32004; anything else -32603. */
+ * 400/405/413/431/505 -> -32600, 404 -> -32601, 408 -> -32000, 401 -> -32001,
+ * 403 -> -32005, 429 -> -32006, 500 -> -32603, 502 -> -32002, 503 -> -32003,
+ * 504 -> -32004; anything else -32603. */
 int mg_reply_rpc_code(int status);
 
 /* The JSON-RPC id of a request body, serialised as JSON ("7", "\"abc\""), or

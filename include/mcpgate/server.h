@@ -14,4 +14,10 @@
  * threads); the reason has been logged. */
 int mg_server_run(const char *conf_path, mg_conf_t *conf);
 
+/* What `mcpgate -t` checks beyond the syntax: build the runtime generation
+ * (TLS certificates and keys, issuer key sets) as a start would, then free
+ * it. Returns 0 when it could be built; otherwise the reasons were logged.
+ * <conf> stays the caller's. */
+int mg_server_check(const mg_conf_t *conf);
+
 #endif /* MCPGATE_SERVER_H */

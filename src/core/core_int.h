@@ -22,6 +22,8 @@
 
 #include "mcpgate/conf.h"
 #include "mcpgate/http_parse.h"
+#include "mcpgate/jwt.h"
+#include "mcpgate/token_cache.h"
 
 /* ---- gen.c: one configuration generation at runtime ---- */
 
@@ -31,10 +33,13 @@ typedef struct mg_gen {
     mg_conf_t *conf;      /* owned */
     SSL_CTX **listen_ctx; /* [conf->nlistens]: server context, NULL for plain HTTP */
     SSL_CTX **route_ctx;  /* [conf->nroutes]: client context, NULL for http:// upstreams */
+    mg_jwt_issuer_t **issuers;        /* [conf->nissuers]: policy + key set, owned */
+    mg_jwt_issuer_t ***route_issuers; /* [conf->nroutes]: the route's issuers in its order
+                                         (borrowed from <issuers>); NULL when unprotected */
 } mg_gen_t;
 
-/* Build the runtime generation for <conf>: TLS contexts from the files it
- * names. On success the generation owns <conf> and holds one reference; on
+/* Build the runtime generation for <conf>: TLS contexts and issuer key sets
+ * from the files it names. On success the generation owns <conf> and holds one reference; on
  * failure returns NULL, logs why, and <conf> still belongs to the caller. */
 mg_gen_t *mg_gen_new(mg_conf_t *conf, unsigned long serial);
 mg_gen_t *mg_gen_ref(mg_gen_t *gen);
@@ -92,6 +97,13 @@ typedef struct mg_worker {
     size_t nconns;
     struct mg_upconn *idle; /* keep-alive pool: idle upstream connections */
     size_t nidle;
+
+    /* Verified-token cache of the current generation: its entries point at
+     * that generation's issuer objects, so a new generation gets a new cache
+     * and requests still running under an older one verify uncached. */
+    mg_token_cache_t *tcache;
+    unsigned long tcache_serial; /* the generation it belongs to (serials are never reused,
+                                    unlike addresses); 0: none */
 } mg_worker_t;
 
 mg_worker_t *mg_worker_new(struct mg_server *srv, int id, mg_gen_t *gen);
@@ -146,6 +158,32 @@ void mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct
 void mg_conn_drain_all(mg_worker_t *w);
 /* Worker thread: drain_timeout passed, close everything now. */
 void mg_conn_close_all(mg_worker_t *w);
+
+/* ---- auth.c: access tokens on protected routes ---- */
+
+typedef enum mg_auth_outcome {
+    MG_AUTH_OK,           /* *claims_out set */
+    MG_AUTH_NO_TOKEN,     /* 401, no error code (RFC 6750 section 3.1) */
+    MG_AUTH_BAD_REQUEST,  /* 400 invalid_request: malformed Authorization */
+    MG_AUTH_INVALID,      /* 401 invalid_token */
+    MG_AUTH_UNAVAILABLE,  /* 503: no usable keys at all; never 401 (SPEC C-14) */
+} mg_auth_outcome_t;
+
+typedef struct mg_auth_result {
+    mg_auth_outcome_t outcome;
+    mg_jwt_reason_t reason;   /* for MG_AUTH_INVALID: the code for logs and metrics */
+    const char *description;  /* static, client-safe */
+    mg_jwt_claims_t *claims;  /* MG_AUTH_OK: owned by the caller (mg_jwt_claims_free) */
+} mg_auth_result_t;
+
+/* Check the request's credentials for route <route_idx> of <gen> at Unix
+ * time <now>, through <w>'s token cache when <gen> is current. */
+void mg_auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx,
+                   const mg_http_request_head_t *req, int64_t now, mg_auth_result_t *out);
+
+/* The WWW-Authenticate header line (with CRLF) for an outcome; static or
+ * malloc'd into *to_free. NULL when the outcome has none. */
+const char *mg_auth_challenge(const mg_auth_result_t *r, char **to_free);
 
 /* ---- admin.c: the admin listener on the main thread ---- */
 

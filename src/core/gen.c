@@ -6,7 +6,77 @@
 #include <stdlib.h>
 
 #include "core_int.h"
+#include "mcpgate/jwk.h"
 #include "mcpgate/log.h"
+#include "mcpgate/server.h"
+
+/* Every issuer's policy and key set, then each protected route's list. */
+static int
+build_issuers(mg_gen_t *gen, const mg_conf_t *conf)
+{
+    char err[256];
+
+    gen->issuers = calloc(conf->nissuers ? conf->nissuers : 1, sizeof(*gen->issuers));
+    gen->route_issuers = calloc(conf->nroutes ? conf->nroutes : 1, sizeof(*gen->route_issuers));
+    if (gen->issuers == NULL || gen->route_issuers == NULL)
+        return -1;
+    for (size_t i = 0; i < conf->nissuers; i++) {
+        const mg_conf_issuer_t *ci = &conf->issuers[i];
+        const char *file = ci->where.file ? ci->where.file : conf->source;
+        mg_jwt_issuer_t *is = mg_jwt_issuer_new(ci->url);
+        mg_jwks_t *keys;
+
+        if (is == NULL)
+            return -1;
+        gen->issuers[i] = is;
+        if (ci->algorithms != NULL && mg_jwt_issuer_set_algs(is, ci->algorithms) != NULL) {
+            mg_log_error("%s:%d: invalid algorithms for issuer %s", file, ci->where.line, ci->url);
+            return -1;
+        }
+        mg_jwt_issuer_set_leeway(is, ci->leeway / 1000);
+        mg_jwt_issuer_set_require_typ(is, ci->require_typ);
+        mg_jwt_issuer_set_max_lifetime(is, ci->max_token_lifetime / 1000);
+        mg_jwt_issuer_set_max_token_size(is, ci->max_token_size);
+        err[0] = '\0';
+        keys = mg_jwks_load_file(ci->jwks_file, err, sizeof(err));
+        if (keys == NULL) {
+            mg_log_error("%s:%d: cannot load jwks_file %s: %s", file, ci->where.line,
+                         ci->jwks_file, err[0] ? err : "not a JSON Web Key Set");
+            return -1;
+        }
+        if (mg_jwks_count(keys) == 0)
+            mg_log_warn("%s:%d: jwks_file %s has no usable signing key%s%s: requests to routes "
+                        "trusting %s will get 503",
+                        file, ci->where.line, ci->jwks_file, err[0] ? ": " : "", err, ci->url);
+        else if (err[0])
+            mg_log_warn("%s:%d: jwks_file %s: some keys ignored: %s", file, ci->where.line,
+                        ci->jwks_file, err);
+        mg_jwt_issuer_set_keys(is, keys);
+        mg_jwks_unref(keys);
+    }
+    for (size_t i = 0; i < conf->nroutes; i++) {
+        const mg_conf_route_t *r = &conf->routes[i];
+        if (r->nissuers == 0)
+            continue;
+        gen->route_issuers[i] = calloc(r->nissuers, sizeof(mg_jwt_issuer_t *));
+        if (gen->route_issuers[i] == NULL)
+            return -1;
+        for (size_t j = 0; j < r->nissuers; j++)
+            gen->route_issuers[i][j] = gen->issuers[r->issuers[j]];
+    }
+    return 0;
+}
+
+static void
+free_issuers(mg_gen_t *gen, const mg_conf_t *conf)
+{
+    for (size_t i = 0; gen->issuers && i < conf->nissuers; i++)
+        mg_jwt_issuer_free(gen->issuers[i]);
+    for (size_t i = 0; gen->route_issuers && i < conf->nroutes; i++)
+        free(gen->route_issuers[i]);
+    free(gen->issuers);
+    free(gen->route_issuers);
+}
 
 mg_gen_t *
 mg_gen_new(mg_conf_t *conf, unsigned long serial)
@@ -43,6 +113,8 @@ mg_gen_new(mg_conf_t *conf, unsigned long serial)
         if (gen->route_ctx[i] == NULL)
             goto fail;
     }
+    if (build_issuers(gen, conf) != 0)
+        goto fail;
     gen->conf = conf;
     return gen;
 fail:
@@ -54,6 +126,7 @@ fail:
             SSL_CTX_free(gen->route_ctx[i]);
         free(gen->listen_ctx);
         free(gen->route_ctx);
+        free_issuers(gen, conf);
         free(gen);
     }
     return NULL;
@@ -80,7 +153,27 @@ mg_gen_unref(mg_gen_t *gen)
         SSL_CTX_free(gen->route_ctx[i]);
     free(gen->listen_ctx);
     free(gen->route_ctx);
+    free_issuers(gen, gen->conf);
     mg_log_debug("configuration generation %lu freed", gen->serial);
     mg_conf_free(gen->conf);
     free(gen);
+}
+
+int
+mg_server_check(const mg_conf_t *conf)
+{
+    mg_gen_t *gen = mg_gen_new((mg_conf_t *)conf, 0);
+
+    if (gen == NULL)
+        return -1;
+    gen->conf = NULL; /* the caller's: detach before the generation goes */
+    for (size_t i = 0; i < conf->nlistens; i++)
+        SSL_CTX_free(gen->listen_ctx[i]);
+    for (size_t i = 0; i < conf->nroutes; i++)
+        SSL_CTX_free(gen->route_ctx[i]);
+    free(gen->listen_ctx);
+    free(gen->route_ctx);
+    free_issuers(gen, conf);
+    free(gen);
+    return 0;
 }

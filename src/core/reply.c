@@ -100,6 +100,12 @@ mg_reply_rpc_code(int status)
         return -32601; /* Method not found: no MCP endpoint here */
     case 408:
         return -32000;
+    case 401:
+        return -32001; /* no valid access token */
+    case 403:
+        return -32005; /* forbidden: scope, origin, session owner */
+    case 429:
+        return -32006; /* rate limited */
     case 502:
         return -32002;
     case 503:

@@ -260,6 +260,7 @@ mg_worker_free(mg_worker_t *w)
         evdns_base_free(w->dns, 1);
     if (w->base)
         event_base_free(w->base);
+    mg_token_cache_free(w->tcache);
     mg_gen_unref(w->mb_gen);
     mg_gen_unref(w->gen);
     pthread_mutex_destroy(&w->mb_lock);

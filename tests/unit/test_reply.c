@@ -22,6 +22,9 @@ check_body(int status, const char *msg, const char *req, const char *expect)
 static void
 test_codes(void)
 {
+    MG_CHECK_INT(mg_reply_rpc_code(401), -32001);
+    MG_CHECK_INT(mg_reply_rpc_code(403), -32005);
+    MG_CHECK_INT(mg_reply_rpc_code(429), -32006);
     MG_CHECK_INT(mg_reply_rpc_code(400), -32600);
     MG_CHECK_INT(mg_reply_rpc_code(405), -32600);
     MG_CHECK_INT(mg_reply_rpc_code(413), -32600);
