@@ -70,13 +70,9 @@ mg_chunked_feed(mg_chunked_t *dec, const char *in, size_t len, size_t *consumed,
                 d = mg_http_hexval(c);
                 if (d >= 0) {
                     if (dec->digits == 16) {
-                        /* Only leading zeros could keep a 17th digit in range;
-                         * a longer size is refused either way. */
-                        if (dec->max_total && dec->remaining != 0) {
-                            w = "chunked body too large";
-                            res = MG_CHUNKED_TOO_LARGE;
-                            goto fail_res;
-                        }
+                        /* A 17th digit is malformed whatever its value: a size
+                         * past max_total was already refused as too large at
+                         * the digit that took it there. */
                         w = "chunk size has more than 16 hex digits";
                         goto fail;
                     }

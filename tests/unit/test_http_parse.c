@@ -774,6 +774,8 @@ static const chunk_row_t chunk_rows[] = {
     C("10000000000000000\r\n", 0, MG_CHUNKED_ERROR, "chunk size has more than 16 hex digits"),
     C("00000000000000001\r\n", 0, MG_CHUNKED_ERROR, "chunk size has more than 16 hex digits"),
     C("00000000000000001\r\n", 1000, MG_CHUNKED_ERROR, "chunk size has more than 16 hex digits"),
+    /* a 17-digit size with a small value under a limit: malformed, not too large */
+    C("00000000000000010\r\n", 1000, MG_CHUNKED_ERROR, "chunk size has more than 16 hex digits"),
     C("FFFFFFFFFFFFFFFFF\r\n", 0, MG_CHUNKED_ERROR, "chunk size has more than 16 hex digits"),
     C("10000000000000000\r\n", 1000, MG_CHUNKED_TOO_LARGE, "chunked body too large"),
     C("FFFFFFFFFFFFFFFF\r\n", UINT64_MAX, MG_CHUNKED_NEED_MORE, NULL),
