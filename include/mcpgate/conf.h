@@ -35,7 +35,9 @@ typedef struct mg_conf_listen {
     mg_conf_where_t where;
 } mg_conf_listen_t;
 
-/* issuer URL { jwks_file FILE; algorithms NAME ...; leeway DUR; require_typ on|off;
+/* issuer URL { jwks_file FILE | jwks_uri URL; ca_file FILE; allow_http on|off;
+ *              jwks_min_refresh DUR; jwks_max_refresh DUR; kid_refetch_cooldown DUR;
+ *              jwks_max_stale DUR; algorithms NAME ...; leeway DUR; require_typ on|off;
  *              max_token_lifetime DUR|off; max_token_size SIZE; }
  * An authorization server whose access tokens routes may trust. */
 typedef struct mg_conf_issuer {
@@ -48,8 +50,43 @@ typedef struct mg_conf_issuer {
     bool require_typ;            /* [on] typ must be at+jwt (RFC 9068 section 2.1) */
     uint32_t max_token_lifetime; /* [0 = off] ms; exp - iat above it is refused */
     size_t max_token_size;       /* [8k] */
+    /* Where the keys come from (docs/keys.md): jwks_file, else jwks_uri, else
+     * discovery from <url> (RFC 8414, then OIDC Discovery). */
+    char *jwks_uri;              /* NULL: jwks_file or discovery */
+    char *ca_file;               /* trust anchors for the issuer's URLs; NULL: system store */
+    bool allow_http;             /* [off] plain http to loopback addresses only */
+    uint32_t jwks_min_refresh;   /* [60s] ms; lower clamp of the key set's cache lifetime */
+    uint32_t jwks_max_refresh;   /* [24h] ms; upper clamp */
+    uint32_t kid_refetch_cooldown; /* [30s] ms; at most one unknown-kid refetch per this */
+    uint32_t jwks_max_stale;     /* [24h] ms; last good keys kept this long past expiry */
     mg_conf_where_t where;
 } mg_conf_issuer_t;
+
+/* `method|tool|prompt|resource_uri GLOB SCOPE...;` inside a route: a JSON-RPC
+ * message matching GLOB (fnmatch without FNM_PATHNAME) needs every SCOPE. */
+typedef enum mg_conf_rule_kind {
+    MG_RULE_METHOD = 0,  /* the JSON-RPC method */
+    MG_RULE_TOOL,        /* params.name of tools/call */
+    MG_RULE_PROMPT,      /* params.name of prompts/get */
+    MG_RULE_RESOURCE,    /* params.uri of resources/read */
+} mg_conf_rule_kind_t;
+
+typedef struct mg_conf_scope_rule {
+    mg_conf_rule_kind_t kind;
+    char *glob;
+    char **scopes;
+    size_t nscopes;
+    mg_conf_where_t where;
+} mg_conf_scope_rule_t;
+
+/* identity_header subject|client_id|scopes|issuer NAME|off; */
+enum {
+    MG_IDENT_SUBJECT = 0, /* X-MCP-Subject */
+    MG_IDENT_CLIENT_ID,   /* X-MCP-Client-Id */
+    MG_IDENT_SCOPES,      /* X-MCP-Scopes */
+    MG_IDENT_ISSUER,      /* X-MCP-Issuer */
+    MG_CONF_IDENTITY_COUNT
+};
 
 /* route PATH { upstream URL; upstream_ca_file FILE; resource URL; issuer URL; ... } */
 typedef struct mg_conf_route {
@@ -74,8 +111,39 @@ typedef struct mg_conf_route {
                                 token on every request */
     size_t nissuers;
     mg_conf_where_t *issuer_wheres;
+
+    /* The MCP front door (src/mcp/, docs/mcp.md). Lists are in config order;
+     * every string is owned by the generation. */
+    bool is_default;               /* `default;`: also serves the bare
+                                      /.well-known/oauth-protected-resource */
+    char *resource_name;           /* PRM resource_name, or NULL */
+    char *resource_documentation;  /* PRM resource_documentation URL, or NULL */
+    char **scopes_supported;       /* PRM scopes_supported; also the 401 challenge scope */
+    size_t nscopes_supported;
+    char **require_scopes;         /* needed by every request on the route */
+    size_t nrequire_scopes;
+    mg_conf_scope_rule_t *scope_rules; /* method/tool/prompt/resource_uri rules */
+    size_t nscope_rules;
+    char **allowed_origins;        /* Origin allow-list (exact, case-insensitive); none: no
+                                      request with an Origin header is accepted */
+    size_t nallowed_origins;
+    char **server_names;           /* accepted Host names (lowercase, no port); none: any */
+    size_t nserver_names;
+    bool identity_headers;         /* [on] add X-MCP-* identity headers upstream */
+    char *identity_header_names[MG_CONF_IDENTITY_COUNT]; /* NULL: the default name;
+                                      "" (written `off`): that header is not sent */
+    char *identity_signing_key;    /* PEM private key (Ed25519 or P-256) for X-MCP-Identity */
+    char *upstream_authorization;  /* Authorization value sent upstream, or NULL */
+    uint32_t session_ttl;          /* [1h] ms; Mcp-Session-Id binding lifetime */
     mg_conf_where_t where;
 } mg_conf_route_t;
+
+/* trusted_proxy ADDR[/PREFIX] ...; */
+typedef struct mg_conf_cidr {
+    int family;                    /* AF_INET or AF_INET6 */
+    uint8_t addr[16];              /* network byte order; 4 bytes used for AF_INET */
+    unsigned prefix;               /* 0..32 or 0..128 */
+} mg_conf_cidr_t;
 
 typedef struct mg_conf {
     char *source;            /* the top-level file name */
@@ -91,6 +159,7 @@ typedef struct mg_conf {
     mg_conf_issuer_t *issuers;
     size_t nissuers;
     size_t token_cache_size;         /* [10000] verified tokens cached per worker; 0 = off */
+    uint32_t startup_grace;          /* [10s] ms; /readyz waits this long for key sets */
 
     /* Limits and timeouts (milliseconds), top level only. Defaults in brackets. */
     size_t max_header_size;          /* [16k]  request line + headers; over it: 431 */
@@ -102,6 +171,15 @@ typedef struct mg_conf {
     uint32_t drain_timeout;          /* [30s]  SIGTERM: in-flight requests get this long */
     uint32_t sse_keepalive;          /* [0 = off] idle SSE streams get ": keepalive" comments */
     int log_level;                   /* [MG_LOG_INFO] log_level error|warn|info|debug; */
+    char *access_log;                /* ["stdout"] access_log stdout|stderr|off|FILE; the JSON
+                                        audit log, one line per request (a FILE is resolved
+                                        relative to the config file) */
+
+    /* MCP front door, top level. */
+    mg_conf_cidr_t *trusted_proxies; /* trusted_proxy ADDR[/N] ...; peers allowed to set
+                                        X-Forwarded-* (see mg_mcp_trusted_proxy) */
+    size_t ntrusted_proxies;
+    bool legacy_as_metadata;         /* [off] serve /.well-known/oauth-authorization-server */
 
     /* Internal to src/conf: the names of every file read (the top one and its
      * includes); mg_conf_where_t.file points into this list. */

@@ -181,6 +181,13 @@ conf_new(const char *source)
     c->sse_keepalive = 0;
     c->log_level = MG_LOG_INFO;
     c->token_cache_size = 10000;
+    c->access_log = strdup("stdout");
+    if (c->access_log == NULL) {
+        free(c->source);
+        free(c);
+        return NULL;
+    }
+    c->startup_grace = 10 * 1000;
     return c;
 }
 
@@ -290,6 +297,7 @@ mg_conf_free(mg_conf_t *conf)
     if (conf == NULL)
         return;
     free(conf->source);
+    free(conf->access_log);
     for (size_t i = 0; i < conf->nlistens; i++)
         listen_free(&conf->listens[i]);
     free(conf->listens);
@@ -310,6 +318,21 @@ mg_conf_free(mg_conf_t *conf)
         free(r->issuer_urls);
         free(r->issuers);
         free(r->issuer_wheres);
+        free(r->resource_name);
+        free(r->resource_documentation);
+        mg_conf_strv_free(r->scopes_supported, r->nscopes_supported);
+        mg_conf_strv_free(r->require_scopes, r->nrequire_scopes);
+        for (size_t j = 0; j < r->nscope_rules; j++) {
+            free(r->scope_rules[j].glob);
+            mg_conf_strv_free(r->scope_rules[j].scopes, r->scope_rules[j].nscopes);
+        }
+        free(r->scope_rules);
+        mg_conf_strv_free(r->allowed_origins, r->nallowed_origins);
+        mg_conf_strv_free(r->server_names, r->nserver_names);
+        for (size_t j = 0; j < MG_CONF_IDENTITY_COUNT; j++)
+            free(r->identity_header_names[j]);
+        free(r->identity_signing_key);
+        free(r->upstream_authorization);
     }
     free(conf->routes);
     for (size_t i = 0; i < conf->nissuers; i++) {
@@ -317,8 +340,11 @@ mg_conf_free(mg_conf_t *conf)
         free(is->url);
         free(is->jwks_file);
         free(is->algorithms);
+        free(is->jwks_uri);
+        free(is->ca_file);
     }
     free(conf->issuers);
+    free(conf->trusted_proxies);
     for (size_t i = 0; i < conf->nfiles; i++)
         free(conf->files[i]);
     free(conf->files);

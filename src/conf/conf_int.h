@@ -128,6 +128,9 @@ void mg_conf_nodes_free(mg_conf_nodes_t *nodes);
  * Returns a malloc'd string (NULL on OOM). */
 char *mg_conf_resolve_path(const char *file, const char *path);
 
+/* Free <n> strings of <v> and <v> itself (NULL-safe). */
+void mg_conf_strv_free(char **v, size_t n);
+
 /* Interpret the tree into cx->conf with the directive table. */
 void mg_conf_interpret(mg_conf_ctx_t *cx, const mg_conf_nodes_t *top);
 

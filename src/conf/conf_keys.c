@@ -185,6 +185,49 @@ set_log_level(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_co
     return NULL;
 }
 
+/* access_log stdout|stderr|off|FILE: a FILE need not exist yet, but its
+ * directory must (it is created at start, and on reopen after rotation). */
+static const char *
+set_access_log(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+               const mg_conf_directive_t *d)
+{
+    mg_conf_t *c = obj;
+    const char *v = n->args[0];
+    char *val;
+
+    if (v[0] == '\0')
+        return "empty value for \"access_log\" (expected stdout, stderr, off or a file)";
+    if (strcmp(v, "stdout") == 0 || strcmp(v, "stderr") == 0 || strcmp(v, "off") == 0) {
+        val = strdup(v);
+    } else {
+        struct stat st;
+        char *dir, *slash;
+        val = mg_conf_resolve_path(n->where.file, v);
+        if (val == NULL)
+            return "out of memory";
+        dir = strdup(val);
+        if (dir == NULL) {
+            free(val);
+            return "out of memory";
+        }
+        slash = strrchr(dir, '/');
+        if (slash != NULL)
+            *(slash == dir ? slash + 1 : slash) = '\0';
+        if (stat(slash != NULL ? dir : ".", &st) != 0 || !S_ISDIR(st.st_mode)) {
+            const char *e = mg_conf_errf(cx, "no directory for access_log %s", mg_conf_q(cx, val));
+            free(dir);
+            free(val);
+            return e;
+        }
+        free(dir);
+    }
+    if (val == NULL)
+        return "out of memory";
+    free(c->access_log);
+    c->access_log = val;
+    return NULL;
+}
+
 /* ADDR:PORT with ADDR an IPv4 literal, [IPv6], "*" or "localhost". No DNS. */
 static const char *
 parse_listen_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
@@ -387,6 +430,8 @@ set_route(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_d
     r = &c->routes[c->nroutes++];
     memset(r, 0, sizeof(*r));
     r->where = n->where;
+    r->identity_headers = true;
+    r->session_ttl = 3600 * 1000;
     cx->block = r; /* check the body even when the path is bad */
     if (why != NULL)
         return mg_conf_errf(cx, "invalid route path %s: %s", mg_conf_q(cx, n->args[0]), why);
@@ -610,6 +655,10 @@ set_issuer(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_
     is->leeway = 60 * 1000;
     is->require_typ = true;
     is->max_token_size = 8192;
+    is->jwks_min_refresh = 60 * 1000;
+    is->jwks_max_refresh = 24 * 3600 * 1000;
+    is->kid_refetch_cooldown = 30 * 1000;
+    is->jwks_max_stale = 24 * 3600 * 1000;
     if (n->has_block)
         cx->block = is;
     if (why != NULL)
@@ -624,15 +673,28 @@ set_issuer(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_
     return is->url == NULL ? "out of memory" : NULL;
 }
 
+/* The key source: jwks_file, jwks_uri, or neither (discovery from the issuer
+ * URL, docs/keys.md); plain http only to loopback and only when asked for. */
 static void
 post_issuer(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj)
 {
-    bool jwks = false;
+    mg_conf_issuer_t *is = obj;
+    const char *q = mg_conf_q(cx, n->args[0]);
 
-    for (size_t i = 0; i < n->nchildren; i++)
-        jwks |= strcmp(n->children[i].name, "jwks_file") == 0;
-    if (!jwks)
-        mg_conf_error(cx, &n->where, "issuer %s needs \"jwks_file\"", mg_conf_q(cx, n->args[0]));
+    if (is->jwks_file != NULL && is->jwks_uri != NULL)
+        mg_conf_error(cx, &n->where, "issuer %s: \"jwks_file\" and \"jwks_uri\" exclude each other",
+                      q);
+    if (is->jwks_file == NULL && !is->allow_http) {
+        const char *u = is->jwks_uri != NULL ? is->jwks_uri : n->args[0];
+        if (strncmp(u, "http://", 7) == 0)
+            mg_conf_error(cx, &n->where,
+                          "issuer %s: %s is plain http (use https, or \"allow_http on;\" for a "
+                          "loopback address)",
+                          q, is->jwks_uri != NULL ? "jwks_uri" : "discovery from the issuer URL");
+    }
+    if (is->jwks_min_refresh > is->jwks_max_refresh)
+        mg_conf_error(cx, &n->where,
+                      "issuer %s: \"jwks_min_refresh\" is longer than \"jwks_max_refresh\"", q);
 }
 
 static const char *
@@ -805,6 +867,335 @@ resolve_route_issuers(mg_conf_ctx_t *cx)
     }
 }
 
+/* --- the MCP front door (src/mcp/, docs/mcp.md) ----------------------------------- */
+
+void
+mg_conf_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Append copies of args[from..] to *v (count *n). NULL or "out of memory". */
+static const char *
+strv_append(char ***v, size_t *n, const mg_conf_node_t *node, size_t from, bool lower)
+{
+    char **nv;
+
+    if (node->nargs <= from)
+        return NULL;
+    nv = realloc(*v, (*n + node->nargs - from) * sizeof(*nv));
+    if (nv == NULL)
+        return "out of memory";
+    *v = nv;
+    for (size_t i = from; i < node->nargs; i++) {
+        char *s = strdup(node->args[i]);
+        if (s == NULL)
+            return "out of memory";
+        if (lower)
+            for (char *p = s; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p - 'A' + 'a');
+        nv[(*n)++] = s;
+    }
+    return NULL;
+}
+
+/* A scope token (RFC 6750 section 3: %x21 / %x23-5B / %x5D-7E), never
+ * offline_access (SPEC D-10: a refresh-token scope is not a resource scope). */
+static const char *
+check_scope(mg_conf_ctx_t *cx, const char *s)
+{
+    if (*s == '\0')
+        return "empty scope";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\')
+            return mg_conf_errf(cx,
+                                "invalid scope %s (RFC 6750 section 3: visible ASCII except "
+                                "'\"' and '\\')",
+                                mg_conf_q(cx, s));
+    if (strcmp(s, "offline_access") == 0)
+        return "\"offline_access\" is not a resource scope (it would make clients ask for "
+               "refresh tokens; MCP 2026-07-28 authorization, Refresh Tokens)";
+    return NULL;
+}
+
+static const char *
+check_scopes(mg_conf_ctx_t *cx, const mg_conf_node_t *n, size_t from)
+{
+    for (size_t i = from; i < n->nargs; i++) {
+        const char *why = check_scope(cx, n->args[i]);
+        if (why != NULL)
+            return why;
+    }
+    return NULL;
+}
+
+static const char *
+set_default(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    ((mg_conf_route_t *)obj)->is_default = true;
+    return NULL;
+}
+
+/* A free text (a PRM member, a header value): printable, no control bytes. */
+static const char *
+set_text(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    char **field = FIELD(obj, d->off, char *);
+
+    if (n->args[0][0] == '\0')
+        return mg_conf_errf(cx, "empty value for %s", mg_conf_q(cx, d->name));
+    for (const unsigned char *p = (const unsigned char *)n->args[0]; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return mg_conf_errf(cx, "%s must not contain control characters",
+                                mg_conf_q(cx, d->name));
+    free(*field);
+    *field = strdup(n->args[0]);
+    return *field == NULL ? "out of memory" : NULL;
+}
+
+static const char *
+set_url(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    char **field = FIELD(obj, d->off, char *);
+    const char *why = check_http_url(n->args[0]);
+
+    if (why != NULL)
+        return mg_conf_errf(cx, "invalid URL %s for %s: %s", mg_conf_q(cx, n->args[0]),
+                            mg_conf_q(cx, d->name), why);
+    free(*field);
+    *field = strdup(n->args[0]);
+    return *field == NULL ? "out of memory" : NULL;
+}
+
+static const char *
+set_scopes_supported(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                     const mg_conf_directive_t *d)
+{
+    mg_conf_route_t *r = obj;
+    const char *why = check_scopes(cx, n, 0);
+
+    if (why != NULL)
+        return why;
+    return strv_append(&r->scopes_supported, &r->nscopes_supported, n, 0, false);
+}
+
+static const char *
+set_require_scope(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                  const mg_conf_directive_t *d)
+{
+    mg_conf_route_t *r = obj;
+    const char *why = check_scopes(cx, n, 0);
+
+    if (why != NULL)
+        return why;
+    return strv_append(&r->require_scopes, &r->nrequire_scopes, n, 0, false);
+}
+
+/* method|tool|prompt|resource_uri GLOB SCOPE...; the kind is in d->off. */
+static const char *
+set_scope_rule(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+               const mg_conf_directive_t *d)
+{
+    mg_conf_route_t *r = obj;
+    mg_conf_scope_rule_t *v, *rule;
+    const char *why = check_scopes(cx, n, 1);
+
+    if (n->args[0][0] == '\0')
+        return mg_conf_errf(cx, "empty pattern for %s", mg_conf_q(cx, d->name));
+    if (why != NULL)
+        return why;
+    v = realloc(r->scope_rules, (r->nscope_rules + 1) * sizeof(*v));
+    if (v == NULL)
+        return "out of memory";
+    r->scope_rules = v;
+    rule = &v[r->nscope_rules++];
+    memset(rule, 0, sizeof(*rule));
+    rule->kind = (mg_conf_rule_kind_t)d->off;
+    rule->where = n->where;
+    rule->glob = strdup(n->args[0]);
+    if (rule->glob == NULL)
+        return "out of memory";
+    return strv_append(&rule->scopes, &rule->nscopes, n, 1, false);
+}
+
+/* An origin (RFC 6454): scheme "://" host [":" port], no path, compared
+ * case-insensitively (stored lowercase). */
+static const char *
+set_allowed_origins(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                    const mg_conf_directive_t *d)
+{
+    mg_conf_route_t *r = obj;
+
+    for (size_t i = 0; i < n->nargs; i++) {
+        const char *o = n->args[i], *rest = strstr(o, "://");
+        bool ok = rest != NULL && rest != o && rest[3] != '\0';
+        for (const char *p = o; ok && p < rest; p++)
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                 (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.';
+        for (const unsigned char *p = (const unsigned char *)(ok ? rest + 3 : ""); *p; p++)
+            ok &= *p > 0x20 && *p < 0x7f && strchr("/?#@\"\\", *p) == NULL;
+        if (!ok)
+            return mg_conf_errf(cx,
+                                "invalid origin %s (expected SCHEME://HOST[:PORT], no path, "
+                                "e.g. \"https://app.example.com\")",
+                                mg_conf_q(cx, o));
+    }
+    return strv_append(&r->allowed_origins, &r->nallowed_origins, n, 0, true);
+}
+
+/* Host names without a port (the port of a Host header is ignored), or an
+ * [IPv6] literal. */
+static const char *
+set_server_name(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                const mg_conf_directive_t *d)
+{
+    mg_conf_route_t *r = obj;
+
+    for (size_t i = 0; i < n->nargs; i++) {
+        const char *h = n->args[i];
+        bool ok;
+        if (h[0] == '[') {
+            char buf[64];
+            struct in6_addr a6;
+            size_t len = strlen(h);
+            ok = len > 2 && len - 2 < sizeof(buf) && h[len - 1] == ']';
+            if (ok) {
+                memcpy(buf, h + 1, len - 2);
+                buf[len - 2] = '\0';
+                ok = inet_pton(AF_INET6, buf, &a6) == 1;
+            }
+        } else {
+            ok = valid_host_name(h);
+        }
+        if (!ok)
+            return mg_conf_errf(cx, "invalid server name %s (a host name or [IPv6], no port)",
+                                mg_conf_q(cx, h));
+    }
+    return strv_append(&r->server_names, &r->nserver_names, n, 0, true);
+}
+
+/* An HTTP field name (RFC 9110 section 5.1: a token). */
+static bool
+valid_field_name(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *p) != NULL))
+            return false;
+    return true;
+}
+
+static const char *
+set_identity_header(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                    const mg_conf_directive_t *d)
+{
+    static const char *const kinds[MG_CONF_IDENTITY_COUNT] = {"subject", "client_id", "scopes",
+                                                              "issuer"};
+    mg_conf_route_t *r = obj;
+    const char *name = n->args[1];
+    size_t k;
+
+    for (k = 0; k < MG_CONF_IDENTITY_COUNT; k++)
+        if (strcmp(n->args[0], kinds[k]) == 0)
+            break;
+    if (k == MG_CONF_IDENTITY_COUNT)
+        return mg_conf_errf(cx,
+                            "invalid identity %s for \"identity_header\" (expected subject, "
+                            "client_id, scopes or issuer)",
+                            mg_conf_q(cx, n->args[0]));
+    if (strcmp(name, "off") == 0)
+        name = "";
+    else if (!valid_field_name(name))
+        return mg_conf_errf(cx, "invalid header name %s", mg_conf_q(cx, name));
+    else if (strcasecmp(name, "Authorization") == 0 || strcasecmp(name, "Host") == 0 ||
+             strcasecmp(name, "X-MCP-Identity") == 0 || strncasecmp(name, "Mcp-", 4) == 0)
+        return mg_conf_errf(cx, "header name %s is reserved", mg_conf_q(cx, name));
+    if (r->identity_header_names[k] != NULL)
+        return mg_conf_errf(cx, "duplicate \"identity_header %s\"", kinds[k]);
+    r->identity_header_names[k] = strdup(name);
+    return r->identity_header_names[k] == NULL ? "out of memory" : NULL;
+}
+
+/* ADDR or ADDR/PREFIX, IPv4 or IPv6 literals. */
+static const char *
+set_trusted_proxy(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                  const mg_conf_directive_t *d)
+{
+    mg_conf_t *c = obj;
+    mg_conf_cidr_t *v = realloc(c->trusted_proxies,
+                                (c->ntrusted_proxies + n->nargs) * sizeof(*v));
+
+    if (v == NULL)
+        return "out of memory";
+    c->trusted_proxies = v;
+    for (size_t i = 0; i < n->nargs; i++) {
+        char buf[64];
+        const char *a = n->args[i], *slash = strchr(a, '/');
+        size_t alen = slash ? (size_t)(slash - a) : strlen(a);
+        mg_conf_cidr_t *e = &v[c->ntrusted_proxies];
+        long prefix = -1;
+        bool ok = alen > 0 && alen < sizeof(buf);
+
+        memset(e, 0, sizeof(*e));
+        if (ok) {
+            memcpy(buf, a, alen);
+            buf[alen] = '\0';
+            if (inet_pton(AF_INET, buf, e->addr) == 1)
+                e->family = AF_INET;
+            else if (inet_pton(AF_INET6, buf, e->addr) == 1)
+                e->family = AF_INET6;
+            else
+                ok = false;
+        }
+        if (ok && slash != NULL) {
+            prefix = 0;
+            ok = slash[1] != '\0';
+            for (const char *p = slash + 1; ok && *p; p++) {
+                ok = *p >= '0' && *p <= '9' && prefix <= 128;
+                prefix = prefix * 10 + (*p - '0');
+            }
+        }
+        if (ok && prefix > (e->family == AF_INET ? 32 : 128))
+            ok = false;
+        if (!ok)
+            return mg_conf_errf(cx,
+                                "invalid address %s for \"trusted_proxy\" (expected an IPv4 or "
+                                "IPv6 literal with an optional /PREFIX)",
+                                mg_conf_q(cx, a));
+        e->prefix = prefix < 0 ? (e->family == AF_INET ? 32u : 128u) : (unsigned)prefix;
+        c->ntrusted_proxies++;
+    }
+    return NULL;
+}
+
+/* After the whole file: at most one default route, and it names its resource
+ * (the bare well-known document describes exactly that resource). */
+static void
+check_default_route(mg_conf_ctx_t *cx)
+{
+    const mg_conf_t *c = cx->conf;
+    const mg_conf_route_t *first = NULL;
+
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const mg_conf_route_t *r = &c->routes[i];
+        if (!r->is_default)
+            continue;
+        if (r->resource == NULL)
+            mg_conf_error(cx, &r->where, "default route %s has no \"resource\"",
+                          mg_conf_q(cx, r->path ? r->path : "?"));
+        if (first != NULL)
+            mg_conf_error(cx, &r->where, "only one route may be \"default\" (the first is at %s:%d)",
+                          first->where.file, first->where.line);
+        else
+            first = r;
+    }
+}
+
 /* --- the table ---------------------------------------------------------------------- */
 
 #define MS_MAX UINT32_MAX
@@ -846,9 +1237,24 @@ const mg_conf_directive_t mg_conf_directives[] = {
     {"sse_keepalive", T, 1, 1, MG_DIR_ONCE, 0, set_duration_off, NULL, TOPOFF(sse_keepalive),
      0, MS_MAX},
     {"log_level", T, 1, 1, MG_DIR_ONCE, 0, set_log_level, NULL, 0, 0, 0},
+    {"access_log", T, 1, 1, MG_DIR_ONCE, 0, set_access_log, NULL, 0, 0, 0},
     {"issuer", T | R, 1, 1, MG_DIR_BLOCK_OPT, I, set_issuer_any, post_issuer_any, 0, 0, 0},
     {"jwks_file", I, 1, 1, MG_DIR_ONCE, 0, set_file, NULL,
      offsetof(mg_conf_issuer_t, jwks_file), 0, 0},
+    {"jwks_uri", I, 1, 1, MG_DIR_ONCE, 0, set_url, NULL, offsetof(mg_conf_issuer_t, jwks_uri),
+     0, 0},
+    {"ca_file", I, 1, 1, MG_DIR_ONCE, 0, set_file, NULL, offsetof(mg_conf_issuer_t, ca_file),
+     0, 0},
+    {"allow_http", I, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
+     offsetof(mg_conf_issuer_t, allow_http), 0, 0},
+    {"jwks_min_refresh", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
+     offsetof(mg_conf_issuer_t, jwks_min_refresh), 1000, 7 * 24 * 3600 * 1000u},
+    {"jwks_max_refresh", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
+     offsetof(mg_conf_issuer_t, jwks_max_refresh), 1000, 7 * 24 * 3600 * 1000u},
+    {"kid_refetch_cooldown", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
+     offsetof(mg_conf_issuer_t, kid_refetch_cooldown), 1000, 24 * 3600 * 1000u},
+    {"jwks_max_stale", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
+     offsetof(mg_conf_issuer_t, jwks_max_stale), 0, 30 * 24 * 3600 * 1000u},
     {"algorithms", I, 1, -1, MG_DIR_ONCE, 0, set_algorithms, NULL, 0, 0, 0},
     {"leeway", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL, offsetof(mg_conf_issuer_t, leeway),
      0, 5 * 60 * 1000},
@@ -861,6 +1267,33 @@ const mg_conf_directive_t mg_conf_directives[] = {
     {"resource", R, 1, 1, MG_DIR_ONCE, 0, set_resource, NULL, 0, 0, 0},
     {"token_cache_size", T, 1, 1, MG_DIR_ONCE, 0, set_count, NULL, TOPOFF(token_cache_size),
      0, 1000000},
+    {"startup_grace", T, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL, TOPOFF(startup_grace),
+     0, 3600 * 1000},
+    {"default", R, 0, 0, MG_DIR_ONCE, 0, set_default, NULL, 0, 0, 0},
+    {"resource_name", R, 1, 1, MG_DIR_ONCE, 0, set_text, NULL,
+     offsetof(mg_conf_route_t, resource_name), 0, 0},
+    {"resource_documentation", R, 1, 1, MG_DIR_ONCE, 0, set_url, NULL,
+     offsetof(mg_conf_route_t, resource_documentation), 0, 0},
+    {"scopes_supported", R, 1, -1, MG_DIR_ONCE, 0, set_scopes_supported, NULL, 0, 0, 0},
+    {"require_scope", R, 1, -1, 0, 0, set_require_scope, NULL, 0, 0, 0},
+    {"method", R, 2, -1, 0, 0, set_scope_rule, NULL, MG_RULE_METHOD, 0, 0},
+    {"tool", R, 2, -1, 0, 0, set_scope_rule, NULL, MG_RULE_TOOL, 0, 0},
+    {"prompt", R, 2, -1, 0, 0, set_scope_rule, NULL, MG_RULE_PROMPT, 0, 0},
+    {"resource_uri", R, 2, -1, 0, 0, set_scope_rule, NULL, MG_RULE_RESOURCE, 0, 0},
+    {"allowed_origins", R, 1, -1, 0, 0, set_allowed_origins, NULL, 0, 0, 0},
+    {"server_name", R, 1, -1, 0, 0, set_server_name, NULL, 0, 0, 0},
+    {"identity_headers", R, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
+     offsetof(mg_conf_route_t, identity_headers), 0, 0},
+    {"identity_header", R, 2, 2, 0, 0, set_identity_header, NULL, 0, 0, 0},
+    {"identity_signing_key", R, 1, 1, MG_DIR_ONCE, 0, set_file, NULL,
+     offsetof(mg_conf_route_t, identity_signing_key), 0, 0},
+    {"upstream_authorization", R, 1, 1, MG_DIR_ONCE, 0, set_text, NULL,
+     offsetof(mg_conf_route_t, upstream_authorization), 0, 0},
+    {"session_ttl", R, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
+     offsetof(mg_conf_route_t, session_ttl), 1000, 7 * 24 * 3600 * 1000u},
+    {"trusted_proxy", T, 1, -1, 0, 0, set_trusted_proxy, NULL, 0, 0, 0},
+    {"legacy_as_metadata", T, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
+     TOPOFF(legacy_as_metadata), 0, 0},
     /* DIRECTIVES END */
 };
 /* clang-format on */
@@ -981,4 +1414,5 @@ mg_conf_interpret(mg_conf_ctx_t *cx, const mg_conf_nodes_t *top)
     if (c->nroutes == 0)
         mg_conf_error(cx, &src, "no \"route\" directive (at least one is required)");
     resolve_route_issuers(cx);
+    check_default_route(cx);
 }

@@ -1,0 +1,257 @@
+/* identity.c -- identity headers for the upstream, the client-header strip list and the signed X-MCP-Identity token. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "mcpgate/identity.h"
+#include "mcpgate/jwk.h"
+
+static const char *const default_names[MG_CONF_IDENTITY_COUNT] = {
+    "X-MCP-Subject", "X-MCP-Client-Id", "X-MCP-Scopes", "X-MCP-Issuer"};
+
+const char *
+mg_identity_header_name(const mg_conf_route_t *route, int which)
+{
+    const char *n;
+
+    if (which < 0 || which >= MG_CONF_IDENTITY_COUNT || !route->identity_headers)
+        return NULL;
+    n = route->identity_header_names[which];
+    if (n == NULL)
+        return default_names[which];
+    return *n ? n : NULL;
+}
+
+static bool
+name_is(const char *name, size_t len, const char *want)
+{
+    return want != NULL && strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+bool
+mg_identity_is_client_header(const mg_conf_route_t *route, const char *name, size_t len)
+{
+    if (name_is(name, len, "X-MCP-Identity") || name_is(name, len, "Authorization") ||
+        name_is(name, len, "DPoP"))
+        return true;
+    for (int i = 0; i < MG_CONF_IDENTITY_COUNT; i++)
+        if (name_is(name, len, default_names[i]) ||
+            (route != NULL && route->identity_header_names[i] != NULL &&
+             name_is(name, len, route->identity_header_names[i])))
+            return true;
+    return false;
+}
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} buf_t;
+
+static void
+put(buf_t *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *np;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if ((np = realloc(b->p, cap)) == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void
+puts_(buf_t *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+/* A header value: printable ASCII as is, '%' and anything else as %XX. */
+static void
+put_value(buf_t *b, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p >= 0x20 && *p <= 0x7e && *p != '%') {
+            put(b, (const char *)p, 1);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            put(b, e, 3);
+        }
+    }
+}
+
+static void
+header(buf_t *b, const char *name, const char *value)
+{
+    if (name == NULL || value == NULL)
+        return;
+    puts_(b, name);
+    puts_(b, ": ");
+    put_value(b, value);
+    puts_(b, "\r\n");
+}
+
+char *
+mg_identity_headers(const mg_conf_route_t *route, const mg_jwt_claims_t *claims,
+                    const char *signed_jwt)
+{
+    buf_t b = {0};
+
+    put(&b, "", 0);
+    if (claims != NULL) {
+        header(&b, mg_identity_header_name(route, MG_IDENT_SUBJECT), claims->sub);
+        header(&b, mg_identity_header_name(route, MG_IDENT_CLIENT_ID), claims->client_id);
+        if (mg_identity_header_name(route, MG_IDENT_SCOPES) != NULL) {
+            buf_t s = {0};
+            put(&s, "", 0);
+            for (size_t i = 0; i < claims->n_scopes; i++) {
+                if (i)
+                    put(&s, " ", 1);
+                puts_(&s, claims->scopes[i]);
+            }
+            if (s.oom)
+                b.oom = true;
+            else
+                header(&b, mg_identity_header_name(route, MG_IDENT_SCOPES), s.p);
+            free(s.p);
+        }
+        header(&b, mg_identity_header_name(route, MG_IDENT_ISSUER), claims->iss);
+        header(&b, "X-MCP-Identity", signed_jwt);
+    }
+    header(&b, "Authorization", route->upstream_authorization);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* --- signing ------------------------------------------------------------------- */
+
+struct mg_identity_signer {
+    EVP_PKEY *pkey;
+    mg_jws_alg_t alg;
+};
+
+mg_identity_signer_t *
+mg_identity_signer_load(const char *pem_path, const char **why)
+{
+    mg_identity_signer_t *s = NULL;
+    FILE *f = fopen(pem_path, "r");
+    EVP_PKEY *pkey = NULL;
+    char group[32];
+    size_t glen = 0;
+
+    *why = NULL;
+    if (f == NULL) {
+        *why = "cannot open the key file";
+        return NULL;
+    }
+    pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (pkey == NULL) {
+        *why = "not a PEM private key";
+        return NULL;
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        *why = "out of memory";
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    s->pkey = pkey;
+    if (EVP_PKEY_is_a(pkey, "ED25519")) {
+        s->alg = MG_JWS_EDDSA;
+    } else if (EVP_PKEY_is_a(pkey, "EC") &&
+               EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof(group), &glen) == 1 &&
+               strcmp(group, "prime256v1") == 0) {
+        s->alg = MG_JWS_ES256;
+    } else {
+        *why = "the identity key must be Ed25519 or EC P-256";
+        mg_identity_signer_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void
+mg_identity_signer_free(mg_identity_signer_t *s)
+{
+    if (s == NULL)
+        return;
+    EVP_PKEY_free(s->pkey);
+    free(s);
+}
+
+char *
+mg_identity_signer_public_jwk(const mg_identity_signer_t *s)
+{
+    return mg_jwk_public_json(s->pkey, NULL, s->alg);
+}
+
+static void
+set_str(json_t *o, const char *k, const char *v)
+{
+    if (v != NULL)
+        json_object_set_new(o, k, json_string(v));
+}
+
+char *
+mg_identity_sign(const mg_identity_signer_t *s, const mg_conf_route_t *route,
+                 const mg_jwt_claims_t *claims, int64_t now)
+{
+    const char *hdr = s->alg == MG_JWS_EDDSA
+                          ? "{\"alg\":\"EdDSA\",\"typ\":\"mcp-identity+jwt\"}"
+                          : "{\"alg\":\"ES256\",\"typ\":\"mcp-identity+jwt\"}";
+    json_t *c = json_object();
+    char *payload = NULL, *jws = NULL;
+
+    if (c == NULL || claims == NULL)
+        goto done;
+    set_str(c, "iss", route->resource ? route->resource : "mcpgate");
+    set_str(c, "aud", route->upstream);
+    json_object_set_new(c, "iat", json_integer(now));
+    json_object_set_new(c, "exp", json_integer(now + MG_IDENTITY_TTL));
+    set_str(c, "sub", claims->sub);
+    set_str(c, "client_id", claims->client_id);
+    if (claims->n_scopes > 0) {
+        size_t len = 0;
+        char *sc;
+        for (size_t i = 0; i < claims->n_scopes; i++)
+            len += strlen(claims->scopes[i]) + 1;
+        if ((sc = calloc(1, len + 1)) == NULL)
+            goto done;
+        for (size_t i = 0; i < claims->n_scopes; i++) {
+            if (i)
+                strcat(sc, " ");
+            strcat(sc, claims->scopes[i]);
+        }
+        set_str(c, "scope", sc);
+        free(sc);
+    }
+    set_str(c, "token_iss", claims->iss);
+    set_str(c, "token_jti", claims->jti);
+    if ((payload = json_dumps(c, JSON_COMPACT)) == NULL)
+        goto done;
+    jws = mg_jws_sign(s->pkey, s->alg, hdr, strlen(hdr), payload, strlen(payload), -1);
+done:
+    free(payload);
+    json_decref(c);
+    return jws;
+}
