@@ -140,4 +140,12 @@ bool mg_jwt_claims_aud_matches(const mg_jwt_claims_t *claims, const char *const 
 mg_jwt_reason_t mg_jws_verify(const char *token, size_t len, mg_jwt_issuer_t *policy,
                               uint8_t **payload, size_t *payload_len);
 
+/* The unverified kid and iss of a compact JWS, for choosing which issuer's key
+ * set to refetch after MG_JWT_KEY_NOT_FOUND (nothing here is trusted: the
+ * caller only uses them to look up configured issuers and cached keys, RFC 8725
+ * section 3.10). Runs the same structure and header checks as mg_jwt_verify.
+ * On MG_JWT_OK *iss is a malloc'd copy and *kid a malloc'd copy or NULL when
+ * the header has none; the caller frees both. Otherwise both are NULL. */
+mg_jwt_reason_t mg_jwt_peek_header(const char *token, size_t len, char **kid, char **iss);
+
 #endif /* MCPGATE_JWT_H */

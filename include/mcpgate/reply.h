@@ -26,18 +26,21 @@ int mg_reply_rpc_code(int status);
 char *mg_reply_rpc_id(const char *body, size_t len);
 
 /* The whole error body
- *   {"jsonrpc":"2.0","id":<id|null>,"error":{"code":<code>,"message":"<message>"}}
- * with the id taken from <body> (may be NULL) as above. <message> must not
+ *   {"jsonrpc":"2.0","id":<id|null>,"error":{"code":<code>,"message":"<message>",
+ *    "data":{"request_id":"<request_id>"}}}
+ * with the id taken from <body> (may be NULL) as above; "data" only when
+ * <request_id> (a safe id, see request_id.h) is given. <message> must not
  * contain request data. Returns a malloc'd NUL-terminated string (length in
  * *out_len if not NULL); NULL when out of memory. */
 char *mg_reply_error_body(int status, const char *message, const char *body, size_t len,
-                          size_t *out_len);
+                          const char *request_id, size_t *out_len);
 
 /* A complete HTTP/1.1 error response: status line, Content-Type,
  * Content-Length, `Connection: close` or `keep-alive`, then <extra_headers>
  * (each line ending in CRLF, may be NULL) and the body above. Returns a
  * malloc'd buffer of *out_len bytes; NULL when out of memory. */
 char *mg_reply_error_response(int status, const char *message, const char *body, size_t len,
-                              bool close, const char *extra_headers, size_t *out_len);
+                              const char *request_id, bool close, const char *extra_headers,
+                              size_t *out_len);
 
 #endif /* MCPGATE_REPLY_H */

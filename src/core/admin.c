@@ -11,7 +11,9 @@
 
 #include "core_int.h"
 #include "mcpgate/http_parse.h"
+#include "mcpgate/keys.h"
 #include "mcpgate/log.h"
+#include "mcpgate/metrics.h"
 #include "mcpgate/reply.h"
 
 #define MG_ADMIN_HEAD_MAX 8192
@@ -27,8 +29,37 @@ typedef struct mg_admin_conn {
 struct mg_admin {
     struct evconnlistener *lev;
     const atomic_bool *draining;
+    mg_keys_t *keys; /* NULL-able: readiness also waits for key sets (startup_grace) */
     mg_admin_conn_t *conns;
+    mg_metrics_t *metrics; /* borrowed; NULL: no /metrics */
 };
+
+void
+mg_admin_set_metrics(mg_admin_t *a, struct mg_metrics *m)
+{
+    a->metrics = m;
+}
+
+static void answer_error(mg_admin_conn_t *ac, int status, const char *msg, const char *extra);
+
+/* The Prometheus text exposition, rendered at scrape time. */
+static void
+answer_metrics(mg_admin_conn_t *ac)
+{
+    size_t len = 0;
+    char *body = mg_metrics_render(ac->a->metrics, &len);
+
+    if (body == NULL) {
+        answer_error(ac, 500, "cannot render metrics", NULL);
+        return;
+    }
+    evbuffer_add_printf(bufferevent_get_output(ac->bev),
+                        "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                        "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                        MG_METRICS_CONTENT_TYPE, len);
+    evbuffer_add(bufferevent_get_output(ac->bev), body, len);
+    free(body);
+}
 
 static void
 admin_conn_free(mg_admin_conn_t *ac)
@@ -59,7 +90,7 @@ static void
 answer_error(mg_admin_conn_t *ac, int status, const char *msg, const char *extra)
 {
     size_t len = 0;
-    char *out = mg_reply_error_response(status, msg, NULL, 0, true, extra, &len);
+    char *out = mg_reply_error_response(status, msg, NULL, 0, NULL, true, extra, &len);
 
     if (out != NULL)
         evbuffer_add(bufferevent_get_output(ac->bev), out, len);
@@ -98,14 +129,19 @@ admin_read_cb(struct bufferevent *bev, void *arg)
             tl = (size_t)(q - req.target);
         bool healthz = tl == 8 && memcmp(req.target, "/healthz", 8) == 0;
         bool readyz = tl == 7 && memcmp(req.target, "/readyz", 7) == 0;
-        if (!healthz && !readyz)
+        bool metrics = tl == 8 && memcmp(req.target, "/metrics", 8) == 0 && ac->a->metrics;
+        if (!healthz && !readyz && !metrics)
             answer_error(ac, 404, "no route for this path", NULL);
         else if (req.method != MG_HTTP_GET)
             answer_error(ac, 405, "method not allowed", "Allow: GET\r\n");
+        else if (metrics)
+            answer_metrics(ac);
         else if (healthz)
             answer_json(ac, 200, "{\"status\":\"ok\"}");
         else if (atomic_load(ac->a->draining))
             answer_json(ac, 503, "{\"status\":\"draining\"}");
+        else if (ac->a->keys != NULL && !mg_keys_ready(ac->a->keys, NULL, 0))
+            answer_json(ac, 503, "{\"status\":\"starting\",\"reason\":\"waiting for key sets\"}");
         else
             answer_json(ac, 200, "{\"status\":\"ready\"}");
     }
@@ -157,13 +193,15 @@ admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 }
 
 mg_admin_t *
-mg_admin_new(struct event_base *base, const mg_conf_listen_t *l, const atomic_bool *draining)
+mg_admin_new(struct event_base *base, const mg_conf_listen_t *l, const atomic_bool *draining,
+             struct mg_keys *keys)
 {
     mg_admin_t *a = calloc(1, sizeof(*a));
 
     if (a == NULL)
         return NULL;
     a->draining = draining;
+    a->keys = keys;
     a->lev = evconnlistener_new_bind(
         base, admin_accept_cb, a, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
         64, (const struct sockaddr *)&l->addr, (int)l->addrlen);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "core_int.h"
+#include "mcpgate/keys.h"
 
 /* RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
 static bool
@@ -59,6 +60,44 @@ no_keys(mg_jwt_issuer_t *const *issuers, size_t n)
             return false;
     }
     return true;
+}
+
+/* MG_JWT_KEY_NOT_FOUND for a well-formed token: ask the key manager whether the
+ * issuer's key set may have changed (key rotation, SPEC T-12). Returns the new
+ * verdict: MG_JWT_OK/other after a re-verification when the set already has the
+ * kid, MG_JWT_KEY_NOT_FOUND when the kid is known to be absent, or sets
+ * *pending (503 + Retry-After, never 401: SPEC C-14) while a refetch is due. */
+static mg_jwt_reason_t
+unknown_kid(mg_gen_t *gen, mg_jwt_issuer_t *const *issuers, size_t n, const char *tok,
+            size_t toklen, const char *const *audiences, int64_t now, mg_jwt_claims_t **claims,
+            bool *pending, int *retry_after)
+{
+    char *kid = NULL, *iss = NULL;
+    mg_jwt_issuer_t *is = NULL;
+    mg_jwt_reason_t r = MG_JWT_KEY_NOT_FOUND;
+
+    *pending = false;
+    if (gen->keys == NULL || mg_jwt_peek_header(tok, toklen, &kid, &iss) != MG_JWT_OK)
+        goto done;
+    for (size_t i = 0; i < n && is == NULL; i++)
+        if (strcmp(mg_jwt_issuer_name(issuers[i]), iss) == 0)
+            is = issuers[i];
+    if (is == NULL)
+        goto done;
+    switch (mg_keys_kid_unknown(gen->keys, is, kid, retry_after)) {
+    case MG_KEYS_KID_PRESENT:
+        r = mg_jwt_verify(tok, toklen, issuers, n, audiences, 1, now, claims);
+        break;
+    case MG_KEYS_KID_PENDING:
+        *pending = true;
+        break;
+    default:
+        break;
+    }
+done:
+    free(kid);
+    free(iss);
+    return r;
 }
 
 void
@@ -118,6 +157,17 @@ mg_auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const mg_http_req
         reason = mg_jwt_verify(tok, toklen, issuers, route->nissuers, audiences, 1, now,
                                &out->claims);
     }
+    if (reason == MG_JWT_KEY_NOT_FOUND) {
+        bool pending = false;
+        reason = unknown_kid(gen, issuers, route->nissuers, tok, toklen, audiences, now,
+                             &out->claims, &pending, &out->retry_after);
+        if (pending) {
+            out->outcome = MG_AUTH_UNAVAILABLE;
+            out->reason = MG_JWT_KEY_NOT_FOUND;
+            out->description = "the key that signed this token is being fetched; retry shortly";
+            return;
+        }
+    }
     out->reason = reason;
     if (reason == MG_JWT_OK) {
         out->outcome = MG_AUTH_OK;
@@ -151,6 +201,9 @@ mg_auth_challenge(const mg_auth_result_t *r, char **to_free)
         }
         return *to_free;
     case MG_AUTH_UNAVAILABLE:
+        if (r->retry_after > 0 && asprintf(to_free, "Retry-After: %d\r\n", r->retry_after) > 0)
+            return *to_free;
+        *to_free = NULL;
         return "Retry-After: 5\r\n";
     default:
         return NULL;

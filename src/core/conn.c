@@ -32,12 +32,20 @@
 #include <openssl/err.h>
 
 #include "core_int.h"
+#include "mcpgate/audit.h"
+#include "mcpgate/identity.h"
 #include "mcpgate/log.h"
+#include "mcpgate/mcp.h"
+#include "mcpgate/session.h"
+#include "mcpgate/sse.h"
+#include "mcpgate/metrics.h"
 #include "mcpgate/reply.h"
+#include "mcpgate/request_id.h"
 
 #define MG_RELAY_HIGH_WATER (256 * 1024) /* stop reading upstream above this client backlog */
 #define MG_RESP_HEAD_MAX (64 * 1024)
 #define MG_CLOSING_MS 5000
+#define MG_FILTER_JSON_MAX (16 * 1024 * 1024) /* a list response held for filtering */
 
 typedef enum mg_conn_state {
     MG_CONN_READ_HEAD,
@@ -81,6 +89,14 @@ struct mg_conn {
     /* The request. */
     bool req_started;
     struct timespec t_start;
+    struct timespec t_wall; /* CLOCK_REALTIME at the first byte, for the audit log */
+    char request_id[MG_REQUEST_ID_SIZE];
+    uint64_t bytes_in;
+    mg_audit_decision_t decision; /* for the audit log: allow unless refused */
+    const char *reason;           /* static reason code of a refusal, or NULL */
+    struct timespec t_up;         /* when the request went upstream */
+    double upstream_ms;           /* < 0: no upstream exchange */
+    bool sse_counted;             /* counted in the open-SSE-streams gauge */
     char *head; /* copy of the request head; c->req points into it */
     mg_http_request_head_t req;
     char *path; /* normalised */
@@ -90,6 +106,16 @@ struct mg_conn {
     const mg_conf_route_t *route;
     size_t route_idx;
     mg_jwt_claims_t *claims; /* the caller's verified token on a protected route */
+
+    /* The MCP front door on a protected route (docs/mcp.md). */
+    mg_rpc_body_t *rpc;         /* the parsed POST body */
+    mg_list_filter_t *lfilter;  /* tools/prompts/resources list filter for the response */
+    mg_sse_rewriter_t *sse_rw;  /* the SSE response through lfilter */
+    struct evbuffer *json_buf;  /* the JSON response while it is filtered */
+    char *cors;                 /* CORS header lines for every response on the route */
+    char *session_id;           /* the request's Mcp-Session-Id (legacy era), or NULL */
+    const char *version;        /* the protocol version the request is handled under */
+    bool is_initialize;         /* legacy initialize: bind the session the upstream returns */
     struct evbuffer *body;
     bool body_chunked;
     bool body_done;
@@ -121,6 +147,8 @@ static void conn_mark_dead(mg_conn_t *c);
 static void on_client_input(mg_conn_t *c);
 static void start_upstream(mg_conn_t *c);
 static void send_upstream(mg_conn_t *c);
+static bool header_is(const mg_http_header_t *h, const char *name);
+static void write_chunk_header(struct evbuffer *out, size_t n);
 static void on_resp_head(mg_conn_t *c);
 static void relay(mg_conn_t *c);
 static void closing_step(mg_conn_t *c);
@@ -200,11 +228,49 @@ elapsed_ms(const struct timespec *t0)
     return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* One audit line and the request counter for a finished exchange. */
+static void
+account_request(mg_conn_t *c)
+{
+    const char *route = c->route ? c->route->path : NULL;
+    mg_audit_record_t rec;
+
+    mg_metrics_request(c->w->metrics, route, c->req.method_str, c->req.method_len, c->status);
+    if (c->sse_counted) {
+        mg_metric_add(c->w->metrics ? c->w->metrics->sse_streams_open : NULL, -1);
+        c->sse_counted = false;
+    }
+    if (!mg_audit_enabled(c->w->audit))
+        return;
+    memset(&rec, 0, sizeof(rec));
+    rec.time = c->t_wall;
+    rec.request_id = c->request_id;
+    rec.client = c->client_ip;
+    rec.route = route;
+    rec.method = mg_metrics_method_label(c->req.method_str, c->req.method_len);
+    if (c->claims != NULL) {
+        rec.iss = c->claims->iss;
+        rec.sub = c->claims->sub;
+        rec.client_id = c->claims->client_id;
+    }
+    rec.decision = c->status >= 500 && c->decision == MG_AUDIT_ALLOW && c->upstream_ms < 0
+                       ? MG_AUDIT_ERROR
+                       : c->decision;
+    rec.reason = c->reason;
+    rec.status = c->status;
+    rec.bytes_in = c->bytes_in;
+    rec.bytes_out = c->bytes_out;
+    rec.duration_ms = elapsed_ms(&c->t_start);
+    rec.upstream_ms = c->upstream_ms;
+    mg_audit_write(c->w->audit, &rec);
+}
+
 static void
 log_request(mg_conn_t *c)
 {
     if (c->head == NULL)
         return;
+    account_request(c);
     mg_log_debug("%s %.*s %s -> %d, %llu bytes, %.1f ms", c->client_ip, (int)c->req.method_len,
                  c->req.method_str, c->path ? c->path : "-", c->status,
                  (unsigned long long)c->bytes_out, elapsed_ms(&c->t_start));
@@ -223,10 +289,30 @@ reset_request(mg_conn_t *c)
     evbuffer_drain(c->body, evbuffer_get_length(c->body));
     evbuffer_drain(c->upreq, evbuffer_get_length(c->upreq));
     c->req_started = false;
+    c->request_id[0] = '\0';
+    c->bytes_in = 0;
+    c->decision = MG_AUDIT_ALLOW;
+    c->reason = NULL;
+    c->upstream_ms = -1;
     c->query = NULL;
     c->route = NULL;
     mg_jwt_claims_free(c->claims);
     c->claims = NULL;
+    mg_rpc_body_free(c->rpc);
+    c->rpc = NULL;
+    mg_sse_rewriter_free(c->sse_rw);
+    c->sse_rw = NULL;
+    mg_list_filter_free(c->lfilter);
+    c->lfilter = NULL;
+    if (c->json_buf != NULL)
+        evbuffer_free(c->json_buf);
+    c->json_buf = NULL;
+    free(c->cors);
+    c->cors = NULL;
+    free(c->session_id);
+    c->session_id = NULL;
+    c->version = NULL;
+    c->is_initialize = false;
     c->body_chunked = c->body_done = false;
     c->body_left = 0;
     c->retried = c->got_resp_byte = false;
@@ -272,40 +358,40 @@ request_done(mg_conn_t *c)
         event_active(c->kick, EV_READ, 0); /* pipelined: from the loop, not recursively */
 }
 
-/* A reply the gateway writes itself (see reply.c for the body). */
-static void
-send_error(mg_conn_t *c, int status, const char *msg, const char *extra)
+/* The first half of every reply the gateway writes itself: false when the
+ * response head already went out (then the connection is cut instead). */
+static bool
+reply_begin(mg_conn_t *c, int status)
 {
-    bool close;
-    char *out;
-    size_t len = 0;
-    const char *b = NULL;
-    size_t blen = 0;
-
     if (c->state == MG_CONN_RELAY_BODY || c->state >= MG_CONN_CLOSING) {
         /* Headers already went out: all we can do is cut the connection. */
         up_detach(c, false);
         c->keep_alive = false;
         set_state(c, MG_CONN_CLOSING);
         closing_step(c);
-        return;
+        return false;
     }
     up_detach(c, false);
     c->status = status;
     /* After these the stream position is unknown or the client misbehaves;
      * also close when a request body was not read, or it would be taken
      * for the next request. */
-    close = status == 400 || status == 408 || status == 413 || status == 431 || status == 505 ||
-            !c->keep_alive || c->w->draining ||
-            (c->head && !c->body_done && (c->req.chunked || c->req.content_length > 0));
-    if (close)
+    if (status == 400 || status == 408 || status == 413 || status == 431 || status == 505 ||
+        c->w->draining ||
+        (c->head && !c->body_done && (c->req.chunked || c->req.content_length > 0)))
         c->keep_alive = false;
-    if (c->body_done && evbuffer_get_length(c->body) > 0) {
-        blen = evbuffer_get_length(c->body);
-        b = (const char *)evbuffer_pullup(c->body, -1);
+    if (c->decision == MG_AUDIT_ALLOW && status < 500 && status >= 300) {
+        /* The gateway refused the request itself (framing, path, route, ...). */
+        c->decision = MG_AUDIT_DENY;
+        if (c->reason == NULL)
+            c->reason = status == 404 ? "no_route" : status == 405 ? "method" : "bad_request";
     }
-    mg_log_debug("%s: %d %s", c->client_ip, status, msg);
-    out = mg_reply_error_response(status, msg, b, blen, close, extra, &len);
+    return true;
+}
+
+static void
+reply_end(mg_conn_t *c, char *out, size_t len)
+{
     if (out != NULL) {
         evbuffer_add(bufferevent_get_output(c->bev), out, len);
         c->bytes_out += len;
@@ -314,6 +400,58 @@ send_error(mg_conn_t *c, int status, const char *msg, const char *extra)
         c->keep_alive = false;
     }
     request_done(c);
+}
+
+/* A reply the gateway writes itself (see reply.c for the body). */
+static void
+send_error(mg_conn_t *c, int status, const char *msg, const char *extra)
+{
+    char *out, *hdrs = NULL;
+    size_t len = 0;
+    const char *b = NULL;
+    size_t blen = 0;
+
+    if (!reply_begin(c, status))
+        return;
+    if (c->body_done && evbuffer_get_length(c->body) > 0) {
+        blen = evbuffer_get_length(c->body);
+        b = (const char *)evbuffer_pullup(c->body, -1);
+    }
+    mg_log_debug("%s: %d %s", c->client_ip, status, msg);
+    if ((status == 502 || status == 504) && c->route != NULL)
+        mg_metrics_upstream_error(c->w->metrics, c->route->path,
+                                  status == 504 ? "timeout" : "bad_gateway");
+    /* Every reply carries the request id, also those the gateway writes, and
+     * the CORS headers a browser client needs to read it (SPEC C-15). */
+    if (asprintf(&hdrs, "X-Request-Id: %s\r\n%s%s", c->request_id, c->cors ? c->cors : "",
+                 extra ? extra : "") < 0)
+        hdrs = NULL;
+    out = mg_reply_error_response(status, msg, b, blen, c->request_id[0] ? c->request_id : NULL,
+                                  !c->keep_alive, hdrs ? hdrs : extra, &len);
+    free(hdrs);
+    reply_end(c, out, len);
+}
+
+/* A reply built by the front door (src/mcp): challenges, metadata, JSON-RPC
+ * errors. <r> is cleared. */
+static void
+send_mcp_reply(mg_conn_t *c, mg_mcp_reply_t *r)
+{
+    char *hdrs = NULL, *out = NULL;
+    size_t len = 0;
+
+    if (!reply_begin(c, r->status)) {
+        mg_mcp_reply_clear(r);
+        return;
+    }
+    if (asprintf(&hdrs, "%sX-Request-Id: %s\r\n%s", r->headers ? r->headers : "",
+                 c->request_id, c->cors ? c->cors : "") >= 0) {
+        free(r->headers);
+        r->headers = hdrs;
+    }
+    out = mg_mcp_reply_serialize(r, c->keep_alive, c->req.method == MG_HTTP_HEAD, &len);
+    mg_mcp_reply_clear(r);
+    reply_end(c, out, len);
 }
 
 /* ---- client side ---- */
@@ -378,23 +516,6 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
     conn_mark_dead(c);
 }
 
-/* True when the query string carries a parameter named <name>. */
-static bool
-query_has(const char *q, size_t len, const char *name)
-{
-    size_t n = strlen(name);
-    const char *end = q + len;
-
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - q) >= n && memcmp(q, name, n) == 0 &&
-            (q + n == stop || q[n] == '='))
-            return true;
-        q = amp ? amp + 1 : end;
-    }
-    return false;
-}
 
 /* A protected route: every request (POST, GET and DELETE alike) carries a
  * valid access token, checked before the body is read or anything is sent
@@ -402,41 +523,280 @@ query_has(const char *q, size_t len, const char *name)
 static bool
 authenticate(mg_conn_t *c)
 {
+    const mg_mcp_t *mcp = c->gen->mcp;
+    mg_mcp_reply_t rep = {0};
     mg_auth_result_t r;
-    const char *challenge;
-    char *to_free = NULL;
-    int status;
 
     /* RFC 6750 section 2.3 is not supported on purpose: a token in the URL
      * ends up in logs and Referer headers (SPEC T-01). */
-    if (c->query != NULL && query_has(c->query, c->query_len, "access_token")) {
-        send_error(c, 400, "access tokens are not accepted in the query string",
-                   "WWW-Authenticate: Bearer error=\"invalid_request\"\r\n");
+    if (c->query != NULL && mg_bearer_query_has_token(c->query, c->query_len)) {
+        c->reason = "token_in_query";
+        mg_metrics_auth(c->w->metrics, c->route->path, MG_METRICS_DENY, c->reason);
+        mg_mcp_challenge(mcp, c->route, MG_CHALLENGE_INVALID_REQUEST,
+                         "Access tokens are not accepted in the query string.", NULL, NULL, &rep);
+        c->decision = MG_AUDIT_DENY;
+        send_mcp_reply(c, &rep);
         return false;
     }
     mg_auth_check(c->w, c->gen, c->route_idx, &c->req, (int64_t)time(NULL), &r);
     if (r.outcome == MG_AUTH_OK) {
         c->claims = r.claims;
+        mg_metrics_auth(c->w->metrics, c->route->path, MG_METRICS_ALLOW, "ok");
         return true;
     }
-    switch (r.outcome) {
-    case MG_AUTH_BAD_REQUEST:
-        status = 400;
-        break;
-    case MG_AUTH_UNAVAILABLE:
-        status = 503;
-        break;
-    default:
-        status = 401;
-        break;
-    }
+    c->decision = r.outcome == MG_AUTH_UNAVAILABLE ? MG_AUDIT_ERROR : MG_AUDIT_DENY;
+    c->reason = r.outcome == MG_AUTH_INVALID       ? mg_jwt_reason_code(r.reason)
+                : r.outcome == MG_AUTH_NO_TOKEN    ? "no_token"
+                : r.outcome == MG_AUTH_BAD_REQUEST ? "bad_authorization"
+                                                   : "no_keys";
+    mg_metrics_auth(c->w->metrics, c->route->path,
+                    r.outcome == MG_AUTH_UNAVAILABLE ? MG_METRICS_ERROR : MG_METRICS_DENY,
+                    c->reason);
     if (r.outcome == MG_AUTH_INVALID)
         mg_log_info("%s: access token refused on %s: %s", c->client_ip, c->route->path,
-                    mg_jwt_reason_code(r.reason));
-    challenge = mg_auth_challenge(&r, &to_free);
-    send_error(c, status, r.description, challenge);
-    free(to_free);
+                    c->reason);
+    switch (r.outcome) {
+    case MG_AUTH_NO_TOKEN:
+        mg_mcp_challenge(mcp, c->route, MG_CHALLENGE_NO_TOKEN, NULL, NULL, NULL, &rep);
+        break;
+    case MG_AUTH_BAD_REQUEST:
+        mg_mcp_challenge(mcp, c->route, MG_CHALLENGE_INVALID_REQUEST, r.description, NULL, NULL,
+                         &rep);
+        break;
+    case MG_AUTH_INVALID:
+        mg_mcp_challenge(mcp, c->route, MG_CHALLENGE_INVALID_TOKEN, r.description, NULL, NULL,
+                         &rep);
+        break;
+    default: {
+        /* No keys, or the verifier failed: 503, never 401, so that clients keep
+         * their token (SPEC C-14). */
+        char *to_free = NULL;
+        const char *retry = mg_auth_challenge(&r, &to_free);
+        send_error(c, 503, r.description, retry);
+        free(to_free);
+        return false;
+    }
+    }
+    send_mcp_reply(c, &rep);
     return false;
+}
+
+/* ---- the MCP front door on a protected route (src/mcp, docs/mcp.md) ---- */
+
+static const char *const *
+granted_scopes(const mg_conn_t *c, size_t *n)
+{
+    *n = c->claims ? c->claims->n_scopes : 0;
+    return c->claims ? (const char *const *)c->claims->scopes : NULL;
+}
+
+/* 403 insufficient_scope naming every scope the call needs (SPEC S-02). */
+static void
+refuse_scope(mg_conn_t *c, const mg_scope_set_t *need, const char *id_json)
+{
+    mg_mcp_reply_t rep = {0};
+
+    c->decision = MG_AUDIT_DENY;
+    c->reason = "insufficient_scope";
+    mg_metrics_auth(c->w->metrics, c->route->path, MG_METRICS_DENY, c->reason);
+    mg_mcp_challenge(c->gen->mcp, c->route, MG_CHALLENGE_INSUFFICIENT_SCOPE, NULL, need, id_json,
+                     &rep);
+    send_mcp_reply(c, &rep);
+}
+
+static void
+refuse_rpc(mg_conn_t *c, int status, const char *id_json, int code, const char *message,
+           const char *data_json, const char *reason)
+{
+    mg_mcp_reply_t rep = {0};
+
+    c->decision = MG_AUDIT_DENY;
+    c->reason = reason;
+    mg_mcp_error(status, id_json, code, message, data_json, &rep);
+    send_mcp_reply(c, &rep);
+}
+
+/* The session id the request carries, validated (SPEC SS-02). False when a
+ * refusal was sent. */
+static bool
+take_session_id(mg_conn_t *c)
+{
+    const mg_http_header_t *h = mg_http_find_header(c->req.headers, c->req.nheaders,
+                                                    "Mcp-Session-Id");
+
+    if (h == NULL)
+        return true;
+    if (!mg_session_id_valid(h->value, h->value_len)) {
+        refuse_rpc(c, 400, NULL, MG_RPC_INVALID_REQUEST, "invalid Mcp-Session-Id", NULL,
+                   "bad_session_id");
+        return false;
+    }
+    c->session_id = strndup(h->value, h->value_len);
+    if (c->session_id == NULL) {
+        send_error(c, 500, "out of memory", NULL);
+        return false;
+    }
+    return true;
+}
+
+static void front_after_session(mg_conn_t *c, mg_session_result_t res, const char *version);
+
+static void
+session_checked_cb(void *arg, mg_session_result_t res, const char *version)
+{
+    front_after_session(arg, res, version);
+}
+
+/* After the token: what the request asks for must be allowed to this caller.
+ * GET and DELETE carry no body: their scope is the route's; a POST is judged
+ * message by message once its body is in (front_post). */
+static void
+front_request(mg_conn_t *c)
+{
+    if (!take_session_id(c))
+        return;
+    if (c->session_id != NULL) {
+        /* Sessions are bound to the caller (SPEC SS-03): someone else's id is
+         * answered like an unknown one, and nothing is forwarded. */
+        mg_session_check(c->w->sessions, c->session_id, strlen(c->session_id), c->claims->iss,
+                         c->claims->sub, c->route->session_ttl,
+                         (uint64_t)time(NULL) * 1000, session_checked_cb, c);
+        return;
+    }
+    front_after_session(c, MG_SESSION_OWNED, NULL);
+}
+
+static void
+front_after_session(mg_conn_t *c, mg_session_result_t res, const char *version)
+{
+    size_t ng;
+    const char *const *granted = granted_scopes(c, &ng);
+    char *id_json = NULL;
+
+    if (res == MG_SESSION_ERROR) {
+        send_error(c, 503, "session store unavailable", "Retry-After: 1\r\n");
+        return;
+    }
+    if (c->req.method != MG_HTTP_POST) {
+        mg_mcp_version_t v = mg_mcp_request_version(c->req.headers, c->req.nheaders, version);
+        if (res != MG_SESSION_OWNED) {
+            refuse_rpc(c, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found", NULL,
+                       "session_not_owned");
+            return;
+        }
+        if (v == MG_MCP_VERSION_UNKNOWN) {
+            refuse_rpc(c, 400, NULL, MG_RPC_UNSUPPORTED_VERSION,
+                       "Unsupported MCP-Protocol-Version", NULL, "bad_version");
+            return;
+        }
+        c->version = mg_mcp_version_name(v);
+        if (!mg_policy_allows(c->route, NULL, NULL, granted, ng)) {
+            mg_scope_set_t need = {0};
+            mg_policy_required(c->route, NULL, NULL, &need);
+            for (size_t i = 0; i < ng; i++)
+                mg_scope_set_add(&need, granted[i]);
+            refuse_scope(c, &need, NULL);
+            mg_scope_set_clear(&need);
+            return;
+        }
+        start_upstream(c);
+        return;
+    }
+
+    /* POST: the JSON-RPC message(s). */
+    {
+        mg_mcp_check_t chk;
+        mg_scope_set_t need = {0};
+        bool oom = false;
+        const mg_rpc_msg_t *first = &c->rpc->msgs[0];
+
+        mg_mcp_check_post(c->rpc, c->req.headers, c->req.nheaders, version, &chk);
+        id_json = first->id;
+        if (chk.status != 0) {
+            mg_mcp_reply_t rep = {0};
+            size_t blen = 0;
+            c->decision = MG_AUDIT_DENY;
+            c->reason = "bad_mcp_request";
+            rep.status = chk.status;
+            rep.body = mg_mcp_check_error_body(&chk, c->rpc, &blen);
+            rep.body_len = blen;
+            rep.content_type = "application/json";
+            send_mcp_reply(c, &rep);
+            return;
+        }
+        /* The 2026-07-28 revision has no sessions (SPEC SS-05); before it, a
+         * session id must be the caller's own. */
+        if (!chk.modern && res != MG_SESSION_OWNED) {
+            refuse_rpc(c, 404, id_json, MG_RPC_INVALID_REQUEST, "Session not found", NULL,
+                       "session_not_owned");
+            return;
+        }
+        c->version = mg_mcp_version_name(chk.version);
+        if (!mg_policy_authorize(c->route, c->rpc, granted, ng, &need)) {
+            refuse_scope(c, &need, id_json);
+            mg_scope_set_clear(&need);
+            return;
+        }
+        mg_scope_set_clear(&need);
+        c->is_initialize = !chk.modern && !c->rpc->batch && first->method != NULL &&
+                           strcmp(first->method, "initialize") == 0;
+        c->lfilter = mg_list_filter_new(c->route, c->rpc, granted, ng, &oom);
+        if (oom) {
+            send_error(c, 500, "out of memory", NULL);
+            return;
+        }
+    }
+    start_upstream(c);
+}
+
+/* A POST body is in: parse it before anything else is decided. */
+static void
+front_post(mg_conn_t *c)
+{
+    const mg_http_header_t *ct =
+        mg_http_find_header(c->req.headers, c->req.nheaders, "Content-Type");
+    size_t blen = evbuffer_get_length(c->body);
+    const char *b = blen ? (const char *)evbuffer_pullup(c->body, -1) : "";
+    char ctype[128] = "";
+    int rc;
+
+    if (ct != NULL && ct->value_len < sizeof(ctype))
+        memcpy(ctype, ct->value, ct->value_len), ctype[ct->value_len] = '\0';
+    if (mg_bearer_form_has_token(ctype, b, blen)) {
+        mg_mcp_reply_t rep = {0};
+        c->decision = MG_AUDIT_DENY;
+        c->reason = "token_in_body";
+        mg_mcp_challenge(c->gen->mcp, c->route, MG_CHALLENGE_INVALID_REQUEST,
+                         "Access tokens are not accepted in the request body.", NULL, NULL, &rep);
+        send_mcp_reply(c, &rep);
+        return;
+    }
+    rc = mg_rpc_parse(b, blen, &c->rpc);
+    if (rc == -1) {
+        send_error(c, 500, "out of memory", NULL);
+        return;
+    }
+    if (rc != 0) {
+        refuse_rpc(c, 400, NULL, rc, rc == MG_RPC_PARSE_ERROR ? "Parse error" : "Invalid Request",
+                   NULL, rc == MG_RPC_PARSE_ERROR ? "parse_error" : "invalid_request");
+        return;
+    }
+    front_request(c);
+}
+
+/* The request is complete (head, and body if any): on a protected route the
+ * front door decides, otherwise it goes straight upstream. */
+static void
+request_ready(mg_conn_t *c)
+{
+    if (c->claims == NULL) {
+        start_upstream(c);
+        return;
+    }
+    if (c->req.method == MG_HTTP_POST)
+        front_post(c);
+    else
+        front_request(c);
 }
 
 static void
@@ -457,6 +817,9 @@ on_head(mg_conn_t *c)
          * it runs under the generation that is current now. */
         c->req_started = true;
         clock_gettime(CLOCK_MONOTONIC, &c->t_start);
+        clock_gettime(CLOCK_REALTIME, &c->t_wall);
+        c->upstream_ms = -1;
+        mg_request_id_generate(c->request_id); /* replaced by a client's valid one below */
         if (c->gen != c->w->gen) {
             mg_gen_unref(c->gen);
             c->gen = mg_gen_ref(c->w->gen);
@@ -491,6 +854,21 @@ on_head(mg_conn_t *c)
         return;
     }
     c->keep_alive = c->req.keep_alive && !c->w->draining;
+    c->bytes_in = (uint64_t)r;
+    {
+        /* Keep the client's X-Request-Id when it is short and safe (and only
+         * one was sent), so that a trace crosses the gateway. */
+        const mg_http_header_t *rid = NULL;
+        size_t nrid = 0;
+        for (size_t i = 0; i < c->req.nheaders; i++) {
+            if (header_is(&c->req.headers[i], "X-Request-Id")) {
+                rid = &c->req.headers[i];
+                nrid++;
+            }
+        }
+        if (nrid == 1)
+            mg_request_id_assign(rid->value, rid->value_len, c->request_id);
+    }
 
     c->path = malloc(c->req.target_len + 1);
     if (c->path == NULL) {
@@ -505,16 +883,62 @@ on_head(mg_conn_t *c)
         send_error(c, 400, why ? why : "invalid request target", NULL);
         return;
     }
+    {
+        /* Protected-resource metadata and the other well-known documents are
+         * answered by the gateway itself, before routing and without auth
+         * (RFC 9728; SPEC D-05, D-17, D-20, D-22). */
+        mg_mcp_reply_t rep = {0};
+        const mg_conf_route_t *as_route = NULL;
+        switch (mg_mcp_wellknown(c->gen->mcp, c->req.method, c->path, c->path_len, &rep,
+                                 &as_route)) {
+        case MG_MCP_WK_REPLY:
+            send_mcp_reply(c, &rep);
+            return;
+        case MG_MCP_WK_AS_METADATA:
+            /* Mirroring the authorization server's metadata is not done yet:
+             * answer as if legacy_as_metadata were off. */
+            mg_mcp_reply_clear(&rep);
+            send_error(c, 404, "no authorization server metadata here", NULL);
+            return;
+        default:
+            break;
+        }
+    }
     c->route = mg_conf_route_match(conf, c->path, c->path_len);
     if (c->route == NULL) {
         send_error(c, 404, "no route for this path", NULL);
         return;
     }
     c->route_idx = (size_t)(c->route - conf->routes);
+    c->cors = mg_mcp_cors_headers(c->route, &c->req);
+    if (c->req.method == MG_HTTP_OPTIONS) {
+        /* The CORS preflight needs no token (SPEC H-16); without an Origin it
+         * is a plain OPTIONS, answered with the methods (RFC 9110 9.3.7). */
+        mg_mcp_reply_t rep = {0};
+        if (mg_http_find_header(c->req.headers, c->req.nheaders, "Origin") != NULL) {
+            mg_mcp_preflight(c->route, &c->req, &rep);
+        } else {
+            rep.status = 204;
+            rep.headers = strdup("Allow: GET, POST, DELETE, OPTIONS\r\n");
+        }
+        send_mcp_reply(c, &rep);
+        return;
+    }
     if (c->req.method != MG_HTTP_POST && c->req.method != MG_HTTP_GET &&
         c->req.method != MG_HTTP_DELETE) {
-        send_error(c, 405, "method not allowed", "Allow: GET, POST, DELETE\r\n");
+        send_error(c, 405, "method not allowed", "Allow: GET, POST, DELETE, OPTIONS\r\n");
         return;
+    }
+    {
+        /* A browser on another site must not drive the server (DNS rebinding,
+         * SPEC H-09): checked before the token. */
+        mg_mcp_reply_t rep = {0};
+        if (!mg_mcp_check_origin_host(c->route, &c->req, &rep)) {
+            c->decision = MG_AUDIT_DENY;
+            c->reason = "origin";
+            send_mcp_reply(c, &rep);
+            return;
+        }
     }
     if (c->route->nissuers > 0 && !authenticate(c))
         return;
@@ -529,7 +953,7 @@ on_head(mg_conn_t *c)
         c->body_left = (uint64_t)c->req.content_length;
     } else {
         c->body_done = true;
-        start_upstream(c);
+        request_ready(c);
         return;
     }
     /* RFC 9110 10.1.1: the checks passed, ask for the body. */
@@ -550,10 +974,11 @@ on_body(mg_conn_t *c)
         size_t len = evbuffer_get_length(in);
         size_t n = len < c->body_left ? len : (size_t)c->body_left;
         evbuffer_remove_buffer(in, c->body, n);
+        c->bytes_in += n;
         c->body_left -= n;
         if (c->body_left == 0) {
             c->body_done = true;
-            start_upstream(c);
+            request_ready(c);
         }
         return;
     }
@@ -569,10 +994,11 @@ on_body(mg_conn_t *c)
         r = mg_chunked_feed(&c->req_dec, v.iov_base, v.iov_len, &consumed, &data, &dlen, &why);
         if (r == MG_CHUNKED_DATA && dlen > 0)
             evbuffer_add(c->body, data, dlen);
+        c->bytes_in += consumed;
         evbuffer_drain(in, consumed);
         if (r == MG_CHUNKED_DONE) {
             c->body_done = true;
-            start_upstream(c);
+            request_ready(c);
             return;
         }
         if (r == MG_CHUNKED_TOO_LARGE) {
@@ -729,6 +1155,7 @@ strip_request_header(const mg_conn_t *c, const mg_http_header_t *h)
         "X-Forwarded-Proto",
         "X-Forwarded-Host",
         "Forwarded",
+        "X-Request-Id", /* the client's one, when kept, is sent back below */
     };
 
     if (mg_http_is_hop_by_hop(h->name, h->name_len))
@@ -736,6 +1163,10 @@ strip_request_header(const mg_conn_t *c, const mg_http_header_t *h)
     for (size_t i = 0; i < sizeof(strip) / sizeof(strip[0]); i++)
         if (header_is(h, strip[i]))
             return true;
+    /* Identity headers are the gateway's word about the caller: a client's
+     * own copies are never passed on (SPEC F-02). */
+    if (mg_identity_is_client_header(c->route, h->name, h->name_len))
+        return true;
     return connection_lists(c->req.headers, c->req.nheaders, h);
 }
 
@@ -774,6 +1205,23 @@ build_upstream_request(mg_conn_t *c)
         evbuffer_add(o, ": ", 2);
         evbuffer_add(o, h->value, h->value_len);
         evbuffer_add(o, "\r\n", 2);
+    }
+    evbuffer_add_printf(o, "X-Request-Id: %s\r\n", c->request_id);
+    {
+        /* The vetted identity instead of the token (SPEC F-01, F-02), and the
+         * route's own upstream credential when it has one. */
+        mg_identity_signer_t *signer = c->gen->signers[c->route_idx];
+        char *jwt = signer && c->claims
+                        ? mg_identity_sign(signer, r, c->claims, (int64_t)time(NULL))
+                        : NULL;
+        char *ids = mg_identity_headers(r, c->claims, jwt);
+        if (ids == NULL) {
+            free(jwt);
+            return -1;
+        }
+        evbuffer_add(o, ids, strlen(ids));
+        free(ids);
+        free(jwt);
     }
     evbuffer_add_printf(o, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n", c->client_ip,
                         c->tls ? "https" : "http");
@@ -829,6 +1277,7 @@ send_upstream(mg_conn_t *c)
         setsockopt(bufferevent_getfd(c->up->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     evbuffer_add(out, evbuffer_pullup(c->upreq, -1), len);
+    clock_gettime(CLOCK_MONOTONIC, &c->t_up);
     set_state(c, MG_CONN_SEND_UPSTREAM);
 }
 
@@ -954,9 +1403,129 @@ static bool
 strip_response_header(const mg_conn_t *c, const mg_http_header_t *h)
 {
     if (mg_http_is_hop_by_hop(h->name, h->name_len) || header_is(h, "Content-Length") ||
-        header_is(h, "Transfer-Encoding"))
+        header_is(h, "Transfer-Encoding") || header_is(h, "X-Request-Id"))
         return true;
     return connection_lists(c->resp.headers, c->resp.nheaders, h);
+}
+
+/* Upstream payload bytes to the client, framed as the response goes out. */
+static void
+emit_raw(mg_conn_t *c, const char *data, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (len == 0)
+        return;
+    if (c->out_chunked)
+        write_chunk_header(out, len);
+    evbuffer_add(out, data, len);
+    if (c->out_chunked)
+        evbuffer_add(out, "\r\n", 2);
+    c->bytes_out += len;
+}
+
+static void
+sse_emit_cb(void *arg, const char *bytes, size_t len)
+{
+    emit_raw(arg, bytes, len);
+}
+
+/* Payload bytes through the list filter when one is set: SSE events are
+ * passed on as each one completes, a JSON body is held until its end. */
+static int
+deliver(mg_conn_t *c, const char *data, size_t len)
+{
+    if (c->sse_rw != NULL)
+        return mg_sse_rewriter_feed(c->sse_rw, data, len);
+    if (c->json_buf != NULL) {
+        if (evbuffer_get_length(c->json_buf) + len > MG_FILTER_JSON_MAX)
+            return -1;
+        return evbuffer_add(c->json_buf, data, len);
+    }
+    emit_raw(c, data, len);
+    return 0;
+}
+
+static int
+deliver_finish(mg_conn_t *c)
+{
+    if (c->sse_rw != NULL)
+        return mg_sse_rewriter_finish(c->sse_rw);
+    if (c->json_buf != NULL) {
+        size_t len = evbuffer_get_length(c->json_buf);
+        const char *in = len ? (const char *)evbuffer_pullup(c->json_buf, -1) : "";
+        char *out = NULL;
+        size_t olen = 0;
+        int r = mg_list_filter_json(c->lfilter, in, len, &out, &olen, NULL);
+        if (r < 0)
+            return -1;
+        if (r == 1)
+            emit_raw(c, out, olen);
+        else
+            emit_raw(c, in, len);
+        free(out);
+    }
+    return 0;
+}
+
+static void
+session_result_cb(void *arg, mg_session_result_t res, const char *version)
+{
+    *(mg_session_result_t *)arg = res;
+}
+
+/* The upstream answered a request on a protected route: bind a new session to
+ * the caller, forget an ended one, and set up list filtering. False when the
+ * response must not be passed on (a refusal was sent). */
+static bool
+front_response(mg_conn_t *c)
+{
+    bool ok = c->resp.status >= 200 && c->resp.status < 300;
+    const mg_http_header_t *ct;
+
+    if (c->is_initialize && ok) {
+        const mg_http_header_t *sid =
+            mg_http_find_header(c->resp.headers, c->resp.nheaders, "Mcp-Session-Id");
+        if (sid != NULL && mg_session_id_valid(sid->value, sid->value_len)) {
+            /* The memory store answers at once; a shared store would need
+             * this step to wait for its answer. */
+            mg_session_result_t res = MG_SESSION_ERROR;
+            const char *ver = c->rpc->msgs[0].requested_version;
+            mg_session_bind(c->w->sessions, sid->value, sid->value_len, c->claims->iss,
+                            c->claims->sub, ver ? ver : c->version, c->route->session_ttl,
+                            (uint64_t)time(NULL) * 1000, session_result_cb, &res);
+            if (res == MG_SESSION_FOREIGN) {
+                mg_log_warn("upstream %s returned a session id already bound to another caller",
+                            c->route->upstream_hostport);
+                send_error(c, 502, "upstream returned another caller's session", NULL);
+                return false;
+            }
+            if (res != MG_SESSION_OWNED)
+                mg_log_warn("session binding failed: later requests of this session will get "
+                            "404");
+        }
+    }
+    if (c->req.method == MG_HTTP_DELETE && ok && c->session_id != NULL) {
+        mg_session_result_t res = MG_SESSION_ERROR;
+        mg_session_remove(c->w->sessions, c->session_id, strlen(c->session_id), c->claims->iss,
+                          c->claims->sub, session_result_cb, &res);
+    }
+    if (c->lfilter == NULL || c->resp.status != 200 || c->up_body == MG_UP_BODY_NONE)
+        return true;
+    ct = mg_http_find_header(c->resp.headers, c->resp.nheaders, "Content-Type");
+    if (c->sse) {
+        c->sse_rw = mg_sse_rewriter_new(0, mg_sse_list_filter_rewrite, c->lfilter, sse_emit_cb, c);
+    } else if (ct != NULL && ct->value_len >= 16 &&
+               strncasecmp(ct->value, "application/json", 16) == 0) {
+        c->json_buf = evbuffer_new();
+    } else {
+        return true; /* not a body we can read: relayed as it is */
+    }
+    if (c->sse_rw == NULL && c->json_buf == NULL) {
+        send_error(c, 500, "out of memory", NULL);
+        return false;
+    }
+    return true;
 }
 
 static void
@@ -1024,6 +1593,15 @@ on_resp_head(mg_conn_t *c)
     ct = mg_http_find_header(c->resp.headers, c->resp.nheaders, "Content-Type");
     c->sse =
         ct != NULL && ct->value_len >= 17 && strncasecmp(ct->value, "text/event-stream", 17) == 0;
+    c->upstream_ms = elapsed_ms(&c->t_up);
+    mg_metrics_upstream_latency(c->w->metrics, c->route->path,
+                                (uint64_t)(c->upstream_ms * 1e6 > 0 ? c->upstream_ms * 1e6 : 0));
+    if (c->sse && c->w->metrics != NULL) {
+        mg_metric_add(c->w->metrics->sse_streams_open, 1);
+        c->sse_counted = true;
+    }
+    if (c->claims != NULL && !front_response(c))
+        return;
     if (c->w->draining)
         c->keep_alive = false;
 
@@ -1048,7 +1626,9 @@ on_resp_head(mg_conn_t *c)
     } else if (c->resp.status == 304) {
         if (c->resp.content_length >= 0)
             evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)c->resp.content_length);
-    } else if (c->up_body == MG_UP_BODY_LENGTH || c->up_body == MG_UP_BODY_NONE) {
+    } else if ((c->up_body == MG_UP_BODY_LENGTH && c->sse_rw == NULL && c->json_buf == NULL) ||
+               c->up_body == MG_UP_BODY_NONE) {
+        /* A filtered body has a length of its own: it goes out chunked. */
         evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)c->up_left);
     } else if (c->req.version_minor >= 1) {
         c->out_chunked = true;
@@ -1056,6 +1636,9 @@ on_resp_head(mg_conn_t *c)
     } else {
         c->keep_alive = false; /* HTTP/1.0: the body ends when we close */
     }
+    evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->request_id);
+    if (c->cors != NULL)
+        evbuffer_add(out, c->cors, strlen(c->cors));
     evbuffer_add_printf(out, "Connection: %s\r\n\r\n", c->keep_alive ? "keep-alive" : "close");
     set_state(c, MG_CONN_RELAY_BODY);
     relay(c);
@@ -1074,6 +1657,10 @@ relay_done(mg_conn_t *c)
     bool reuse = c->up_reusable && c->up != NULL &&
                  evbuffer_get_length(bufferevent_get_input(c->up->bev)) == 0;
 
+    if (deliver_finish(c) != 0) {
+        send_error(c, 502, "cannot filter the upstream response", NULL); /* cuts the stream */
+        return;
+    }
     if (c->out_chunked)
         evbuffer_add(out, "0\r\n\r\n", 5);
     up_detach(c, reuse);
@@ -1096,9 +1683,17 @@ relay(mg_conn_t *c)
         len = evbuffer_get_length(in);
         if (len > c->up_left)
             len = (size_t)c->up_left;
-        evbuffer_remove_buffer(in, out, len);
+        if (c->sse_rw != NULL || c->json_buf != NULL) {
+            if (len > 0 && deliver(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)len), len) != 0) {
+                send_error(c, 502, "cannot filter the upstream response", NULL);
+                return;
+            }
+            evbuffer_drain(in, len);
+        } else {
+            evbuffer_remove_buffer(in, out, len);
+            c->bytes_out += len;
+        }
         c->up_left -= len;
-        c->bytes_out += len;
         if (c->up_left == 0) {
             relay_done(c);
             return;
@@ -1114,13 +1709,9 @@ relay(mg_conn_t *c)
             if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
                 break;
             r = mg_chunked_feed(&c->up_dec, v.iov_base, v.iov_len, &consumed, &data, &dlen, &why);
-            if (r == MG_CHUNKED_DATA && dlen > 0) {
-                if (c->out_chunked)
-                    write_chunk_header(out, dlen);
-                evbuffer_add(out, data, dlen);
-                if (c->out_chunked)
-                    evbuffer_add(out, "\r\n", 2);
-                c->bytes_out += dlen;
+            if (r == MG_CHUNKED_DATA && dlen > 0 && deliver(c, data, dlen) != 0) {
+                send_error(c, 502, "cannot filter the upstream response", NULL);
+                return;
             }
             evbuffer_drain(in, consumed);
             if (r == MG_CHUNKED_DONE) {
@@ -1140,12 +1731,11 @@ relay(mg_conn_t *c)
     case MG_UP_BODY_CLOSE:
         len = evbuffer_get_length(in);
         if (len > 0) {
-            if (c->out_chunked)
-                write_chunk_header(out, len);
-            evbuffer_remove_buffer(in, out, len);
-            if (c->out_chunked)
-                evbuffer_add(out, "\r\n", 2);
-            c->bytes_out += len;
+            if (deliver(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)len), len) != 0) {
+                send_error(c, 502, "cannot filter the upstream response", NULL);
+                return;
+            }
+            evbuffer_drain(in, len);
         }
         break;
     }
@@ -1187,6 +1777,10 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    if (c->sse_counted && w->metrics != NULL)
+        mg_metric_add(w->metrics->sse_streams_open, -1);
+    if (w->metrics != NULL)
+        mg_metric_add(w->metrics->connections_open, -1);
     up_detach(c, false);
     if (c->bev) {
         bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
@@ -1202,6 +1796,13 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
     free(c->path);
     free(c->resp_buf);
     mg_jwt_claims_free(c->claims);
+    mg_rpc_body_free(c->rpc);
+    mg_sse_rewriter_free(c->sse_rw);
+    mg_list_filter_free(c->lfilter);
+    if (c->json_buf != NULL)
+        evbuffer_free(c->json_buf);
+    free(c->cors);
+    free(c->session_id);
     mg_gen_unref(c->gen);
     free(c);
     mg_worker_conn_gone(w);
@@ -1273,6 +1874,8 @@ mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sock
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    if (w->metrics != NULL)
+        mg_metric_add(w->metrics->connections_open, 1);
     set_state(c, MG_CONN_READ_HEAD);
     return;
 fail:

@@ -36,12 +36,20 @@ typedef struct mg_gen {
     mg_jwt_issuer_t **issuers;        /* [conf->nissuers]: policy + key set, owned */
     mg_jwt_issuer_t ***route_issuers; /* [conf->nroutes]: the route's issuers in its order
                                          (borrowed from <issuers>); NULL when unprotected */
+    struct mg_mcp *mcp;               /* front door: PRM documents, challenges (owned) */
+    struct mg_identity_signer **signers; /* [conf->nroutes]: identity_signing_key, or NULL */
+    struct mg_keys *keys; /* the key manager its jwks_uri/discovery issuers are registered
+                             with (mg_gen_attach_keys); NULL: none (mcpgate -t) */
 } mg_gen_t;
 
 /* Build the runtime generation for <conf>: TLS contexts and issuer key sets
  * from the files it names. On success the generation owns <conf> and holds one reference; on
  * failure returns NULL, logs why, and <conf> still belongs to the caller. */
 mg_gen_t *mg_gen_new(mg_conf_t *conf, unsigned long serial);
+/* Main thread: register the generation's jwks_uri/discovery issuers with <km>, which
+ * installs their key sets (at once when known, else after the first fetch). The generation
+ * unregisters itself when freed. Returns 0 or -1 (out of memory). */
+int mg_gen_attach_keys(mg_gen_t *gen, struct mg_keys *km);
 mg_gen_t *mg_gen_ref(mg_gen_t *gen);
 /* Drop one reference; the last one frees the generation. NULL-safe. Any thread. */
 void mg_gen_unref(mg_gen_t *gen);
@@ -83,6 +91,9 @@ typedef struct mg_worker {
     mg_listener_t *listeners;
     size_t nlisteners;
     mg_gen_t *gen; /* current generation for new requests (own reference) */
+    struct mg_metrics *metrics; /* the process's metrics (borrowed from the server) */
+    struct mg_audit *audit;     /* the audit log (borrowed from the server) */
+    struct mg_session_store *sessions; /* Mcp-Session-Id bindings (borrowed, shared) */
 
     /* Mailbox from the main thread: fields under mb_lock, then mb_ev activated. */
     pthread_mutex_t mb_lock;
@@ -173,6 +184,7 @@ typedef struct mg_auth_result {
     mg_auth_outcome_t outcome;
     mg_jwt_reason_t reason;   /* for MG_AUTH_INVALID: the code for logs and metrics */
     const char *description;  /* static, client-safe */
+    int retry_after;          /* MG_AUTH_UNAVAILABLE: seconds for Retry-After; 0: default 5 */
     mg_jwt_claims_t *claims;  /* MG_AUTH_OK: owned by the caller (mg_jwt_claims_free) */
 } mg_auth_result_t;
 
@@ -188,8 +200,12 @@ const char *mg_auth_challenge(const mg_auth_result_t *r, char **to_free);
 /* ---- admin.c: the admin listener on the main thread ---- */
 
 typedef struct mg_admin mg_admin_t;
+struct mg_metrics;
+/* Serve GET /metrics from <m> (borrowed; NULL: 404). */
+void mg_admin_set_metrics(mg_admin_t *a, struct mg_metrics *m);
+/* <keys> (may be NULL) decides readiness together with <draining>. */
 mg_admin_t *mg_admin_new(struct event_base *base, const mg_conf_listen_t *l,
-                         const atomic_bool *draining);
+                         const atomic_bool *draining, struct mg_keys *keys);
 void mg_admin_free(mg_admin_t *a);
 
 #endif /* MCPGATE_CORE_INT_H */

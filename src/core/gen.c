@@ -6,7 +6,10 @@
 #include <stdlib.h>
 
 #include "core_int.h"
+#include "mcpgate/identity.h"
 #include "mcpgate/jwk.h"
+#include "mcpgate/mcp.h"
+#include "mcpgate/keys.h"
 #include "mcpgate/log.h"
 #include "mcpgate/server.h"
 
@@ -37,6 +40,8 @@ build_issuers(mg_gen_t *gen, const mg_conf_t *conf)
         mg_jwt_issuer_set_require_typ(is, ci->require_typ);
         mg_jwt_issuer_set_max_lifetime(is, ci->max_token_lifetime / 1000);
         mg_jwt_issuer_set_max_token_size(is, ci->max_token_size);
+        if (ci->jwks_file == NULL)
+            continue; /* jwks_uri or discovery: keys from the key manager (keys.c) */
         err[0] = '\0';
         keys = mg_jwks_load_file(ci->jwks_file, err, sizeof(err));
         if (keys == NULL) {
@@ -67,9 +72,45 @@ build_issuers(mg_gen_t *gen, const mg_conf_t *conf)
     return 0;
 }
 
+/* The front door of every route: PRM documents, challenge texts, identity signers. */
+static int
+build_front(mg_gen_t *gen, const mg_conf_t *conf)
+{
+    gen->mcp = mg_mcp_new(conf);
+    gen->signers = calloc(conf->nroutes ? conf->nroutes : 1, sizeof(*gen->signers));
+    if (gen->mcp == NULL || gen->signers == NULL)
+        return -1;
+    for (size_t i = 0; i < conf->nroutes; i++) {
+        const mg_conf_route_t *r = &conf->routes[i];
+        const char *why = NULL;
+        if (r->identity_signing_key == NULL)
+            continue;
+        gen->signers[i] = mg_identity_signer_load(r->identity_signing_key, &why);
+        if (gen->signers[i] == NULL) {
+            mg_log_error("%s:%d: identity_signing_key %s: %s",
+                         r->where.file ? r->where.file : conf->source, r->where.line,
+                         r->identity_signing_key, why ? why : "cannot load");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+free_front(mg_gen_t *gen, const mg_conf_t *conf)
+{
+    mg_mcp_free(gen->mcp);
+    gen->mcp = NULL;
+    for (size_t i = 0; gen->signers && i < conf->nroutes; i++)
+        mg_identity_signer_free(gen->signers[i]);
+    free(gen->signers);
+    gen->signers = NULL;
+}
+
 static void
 free_issuers(mg_gen_t *gen, const mg_conf_t *conf)
 {
+    free_front(gen, conf);
     for (size_t i = 0; gen->issuers && i < conf->nissuers; i++)
         mg_jwt_issuer_free(gen->issuers[i]);
     for (size_t i = 0; gen->route_issuers && i < conf->nroutes; i++)
@@ -113,7 +154,7 @@ mg_gen_new(mg_conf_t *conf, unsigned long serial)
         if (gen->route_ctx[i] == NULL)
             goto fail;
     }
-    if (build_issuers(gen, conf) != 0)
+    if (build_issuers(gen, conf) != 0 || build_front(gen, conf) != 0)
         goto fail;
     gen->conf = conf;
     return gen;
@@ -130,6 +171,20 @@ fail:
         free(gen);
     }
     return NULL;
+}
+
+int
+mg_gen_attach_keys(mg_gen_t *gen, struct mg_keys *km)
+{
+    gen->keys = km;
+    for (size_t i = 0; i < gen->conf->nissuers; i++) {
+        const mg_conf_issuer_t *ci = &gen->conf->issuers[i];
+        if (ci->jwks_file != NULL)
+            continue;
+        if (mg_keys_register(km, ci, gen->issuers[i], gen) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 mg_gen_t *
@@ -153,6 +208,9 @@ mg_gen_unref(mg_gen_t *gen)
         SSL_CTX_free(gen->route_ctx[i]);
     free(gen->listen_ctx);
     free(gen->route_ctx);
+    /* The manager may be installing a key set into our issuers right now: it lets go of
+     * them (under its lock) before they are freed. */
+    mg_keys_unregister(gen->keys, gen);
     free_issuers(gen, gen->conf);
     mg_log_debug("configuration generation %lu freed", gen->serial);
     mg_conf_free(gen->conf);

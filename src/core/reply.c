@@ -170,7 +170,8 @@ null:
 }
 
 char *
-mg_reply_error_body(int status, const char *message, const char *body, size_t len, size_t *out_len)
+mg_reply_error_body(int status, const char *message, const char *body, size_t len,
+                    const char *request_id, size_t *out_len)
 {
     char *id = NULL;
     char *msg = NULL;
@@ -185,8 +186,15 @@ mg_reply_error_body(int status, const char *message, const char *body, size_t le
     msg = json_dumps(jmsg, JSON_ENCODE_ANY | JSON_COMPACT);
     if (msg == NULL)
         goto done;
-    n = asprintf(&out, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":%s}}", id,
-                 mg_reply_rpc_code(status), msg);
+    /* The request id is [A-Za-z0-9._:-] only (request_id.h): no escaping needed. */
+    if (request_id != NULL && request_id[0] != '\0')
+        n = asprintf(&out,
+                     "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":%s,"
+                     "\"data\":{\"request_id\":\"%s\"}}}",
+                     id, mg_reply_rpc_code(status), msg, request_id);
+    else
+        n = asprintf(&out, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":%s}}",
+                     id, mg_reply_rpc_code(status), msg);
     if (n < 0) {
         out = NULL;
         goto done;
@@ -201,15 +209,16 @@ done:
 }
 
 char *
-mg_reply_error_response(int status, const char *message, const char *body, size_t len, bool close,
-                        const char *extra_headers, size_t *out_len)
+mg_reply_error_response(int status, const char *message, const char *body, size_t len,
+                        const char *request_id, bool close, const char *extra_headers,
+                        size_t *out_len)
 {
     char *jbody = NULL;
     char *out = NULL;
     size_t blen = 0;
     int n;
 
-    jbody = mg_reply_error_body(status, message, body, len, &blen);
+    jbody = mg_reply_error_body(status, message, body, len, request_id, &blen);
     if (jbody == NULL)
         goto done;
     n = asprintf(&out,

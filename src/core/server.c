@@ -13,8 +13,12 @@
 #include <event2/thread.h>
 
 #include "core_int.h"
+#include "mcpgate/keys.h"
+#include "mcpgate/audit.h"
 #include "mcpgate/log.h"
+#include "mcpgate/metrics.h"
 #include "mcpgate/server.h"
+#include "mcpgate/session.h"
 
 typedef struct mg_server {
     const char *conf_path;
@@ -26,10 +30,14 @@ typedef struct mg_server {
     int nworkers;
     int nstarted;
     mg_admin_t *admin;
+    mg_keys_t *keys; /* the key manager: fetches run on this thread's base */
     atomic_bool draining; /* read by the admin handler (same thread) */
     atomic_int done;      /* workers that have finished */
     struct event *done_ev;
-    struct event *sig_hup, *sig_term, *sig_int;
+    struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
+    mg_metrics_t *metrics; /* shared by every worker (atomic counters) */
+    mg_audit_t *audit;     /* shared by every worker (one write(2) per line) */
+    mg_session_store_t *sessions; /* Mcp-Session-Id bindings, shared (locked inside) */
 } mg_server_t;
 
 void
@@ -113,6 +121,7 @@ reload(mg_server_t *srv)
             mg_log_error("%s", errs.msgs[i]);
         mg_conf_errors_clear(&errs);
         mg_log_error("configuration reload failed, keeping the running configuration");
+        mg_metrics_config_reload(srv->metrics, 0);
         return;
     }
     mg_conf_errors_clear(&errs);
@@ -120,8 +129,17 @@ reload(mg_server_t *srv)
     if (gen == NULL) {
         mg_conf_free(conf);
         mg_log_error("configuration reload failed, keeping the running configuration");
+        mg_metrics_config_reload(srv->metrics, 0);
         return;
     }
+    /* Key sources the running configuration already has keep their keys: no refetch. */
+    if (mg_gen_attach_keys(gen, srv->keys) != 0) {
+        mg_gen_unref(gen);
+        mg_log_error("configuration reload failed (out of memory), keeping the running "
+                     "configuration");
+        return;
+    }
+    mg_keys_set_grace(srv->keys, conf->startup_grace);
     srv->serial++;
     warn_restart_only(srv->boot_gen->conf, conf);
     mg_log_set_level((mg_log_level_t)conf->log_level);
@@ -129,6 +147,13 @@ reload(mg_server_t *srv)
         mg_worker_post_gen(srv->workers[i], gen);
     mg_gen_unref(srv->gen);
     srv->gen = gen;
+    {
+        /* The same sink is reopened, which is harmless; a new one replaces it. */
+        char err[256];
+        if (mg_audit_set_sink(srv->audit, conf->access_log, err, sizeof(err)) != 0)
+            mg_log_error("access_log %s: %s (keeping the previous one)", conf->access_log, err);
+    }
+    mg_metrics_config_reload(srv->metrics, 1);
     mg_log_info("configuration reloaded");
 }
 
@@ -152,10 +177,18 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     mg_server_t *srv = arg;
 
-    if (sig == SIGHUP)
+    if (sig == SIGHUP) {
         reload(srv);
-    else
+    } else if (sig == SIGUSR1) {
+        /* logrotate has moved the audit log: open the file under its name again. */
+        char err[256];
+        if (mg_audit_reopen(srv->audit, err, sizeof(err)) != 0)
+            mg_log_error("reopening the access log: %s", err);
+        else
+            mg_log_info("access log reopened");
+    } else {
         start_drain(srv);
+    }
 }
 
 static void
@@ -171,12 +204,20 @@ server_free(mg_server_t *srv)
         event_free(srv->sig_term);
     if (srv->sig_int)
         event_free(srv->sig_int);
+    if (srv->sig_usr1)
+        event_free(srv->sig_usr1);
     if (srv->done_ev)
         event_free(srv->done_ev);
-    if (srv->base)
-        event_base_free(srv->base);
+    /* The generations unregister from the key manager, which frees its events before
+     * the base goes. */
     mg_gen_unref(srv->gen);
     mg_gen_unref(srv->boot_gen);
+    mg_keys_free(srv->keys);
+    mg_metrics_free(srv->metrics);
+    mg_session_store_free(srv->sessions);
+    mg_audit_free(srv->audit);
+    if (srv->base)
+        event_base_free(srv->base);
 }
 
 int
@@ -207,7 +248,23 @@ mg_server_run(const char *conf_path, mg_conf_t *conf)
     srv.base = event_base_new();
     if (srv.base == NULL)
         goto done;
+    srv.keys = mg_keys_new(srv.base);
+    if (srv.keys == NULL || mg_gen_attach_keys(srv.gen, srv.keys) != 0)
+        goto done;
+    mg_keys_set_grace(srv.keys, conf->startup_grace);
     if (probe_listens(conf) != 0)
+        goto done;
+    srv.metrics = mg_metrics_new(PACKAGE_VERSION);
+    {
+        char err[256];
+        srv.audit = mg_audit_new(conf->access_log, err, sizeof(err));
+        if (srv.audit == NULL) {
+            mg_log_error("access_log %s: %s", conf->access_log, err);
+            goto done;
+        }
+    }
+    srv.sessions = mg_session_store_memory_new(0);
+    if (srv.metrics == NULL || srv.sessions == NULL)
         goto done;
     srv.nworkers = conf->workers > 0 ? conf->workers : 1;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
@@ -217,19 +274,24 @@ mg_server_run(const char *conf_path, mg_conf_t *conf)
         srv.workers[i] = mg_worker_new(&srv, i, srv.gen);
         if (srv.workers[i] == NULL)
             goto done;
+        srv.workers[i]->metrics = srv.metrics;
+        srv.workers[i]->audit = srv.audit;
+        srv.workers[i]->sessions = srv.sessions;
     }
     if (conf->admin_listen != NULL) {
-        srv.admin = mg_admin_new(srv.base, conf->admin_listen, &srv.draining);
+        srv.admin = mg_admin_new(srv.base, conf->admin_listen, &srv.draining, srv.keys);
         if (srv.admin == NULL)
             goto done;
+        mg_admin_set_metrics(srv.admin, srv.metrics);
     }
     srv.done_ev = event_new(srv.base, -1, 0, done_cb, &srv);
     srv.sig_hup = evsignal_new(srv.base, SIGHUP, signal_cb, &srv);
     srv.sig_term = evsignal_new(srv.base, SIGTERM, signal_cb, &srv);
     srv.sig_int = evsignal_new(srv.base, SIGINT, signal_cb, &srv);
-    if (!srv.done_ev || !srv.sig_hup || !srv.sig_term || !srv.sig_int ||
+    srv.sig_usr1 = evsignal_new(srv.base, SIGUSR1, signal_cb, &srv);
+    if (!srv.done_ev || !srv.sig_hup || !srv.sig_term || !srv.sig_int || !srv.sig_usr1 ||
         event_add(srv.sig_hup, NULL) || event_add(srv.sig_term, NULL) ||
-        event_add(srv.sig_int, NULL))
+        event_add(srv.sig_int, NULL) || event_add(srv.sig_usr1, NULL))
         goto done;
 
     /* Workers inherit a mask without our signals: they are handled here only. */
@@ -237,6 +299,7 @@ mg_server_run(const char *conf_path, mg_conf_t *conf)
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     for (int i = 0; i < srv.nworkers; i++) {
         if (mg_worker_start(srv.workers[i]) != 0)

@@ -792,3 +792,41 @@ done:
     jws_clear(&j);
     return r;
 }
+
+mg_jwt_reason_t
+mg_jwt_peek_header(const char *token, size_t len, char **kid, char **iss)
+{
+    jws_t j;
+    json_t *payload = NULL, *v;
+    mg_jwt_reason_t r;
+
+    *kid = NULL;
+    *iss = NULL;
+    if ((r = jws_parse(token, len, &j)) != MG_JWT_OK)
+        goto done;
+    if ((payload = parse_object(j.payload, j.plen)) == NULL) {
+        r = MG_JWT_BAD_JSON;
+        goto done;
+    }
+    v = json_object_get(payload, "iss");
+    if (!json_is_string(v)) {
+        r = MG_JWT_ISS_MISMATCH;
+        goto done;
+    }
+    if ((*iss = strdup(json_string_value(v))) == NULL ||
+        (j.kid != NULL && (*kid = strdup(j.kid)) == NULL)) {
+        r = MG_JWT_INTERNAL;
+        goto done;
+    }
+    r = MG_JWT_OK;
+done:
+    if (r != MG_JWT_OK) {
+        free(*iss);
+        free(*kid);
+        *iss = NULL;
+        *kid = NULL;
+    }
+    json_decref(payload);
+    jws_clear(&j);
+    return r;
+}

@@ -15,6 +15,8 @@ const ISS = 'https://issuer.test.invalid';
 const ISS2 = 'https://second.test.invalid/tenant';
 let gw, up, port, dir, resource, es, rs, ed, other, jwksFile;
 const T = (fn) => showLogsOnFailure(() => gw, fn);
+/* The RFC 9728 pointer every challenge on the route carries (SPEC C-03, D-21). */
+const RM = () => `resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp"`;
 
 function conf(extraIssuers = '') {
     return baseConfig({
@@ -101,7 +103,7 @@ describe('valid tokens', () => {
         const tok = mint(es, { iss: ISS, aud: resource });
         for (const m of ['GET', 'DELETE']) {
             const r = await refused(req(m, '/mcp'), 401);
-            assert.equal(r.headers['www-authenticate'], 'Bearer');
+            assert.equal(r.headers['www-authenticate'], `Bearer ${RM()}`);
             await allowed(req(m, '/mcp', bearer(tok)));
         }
     }));
@@ -129,7 +131,7 @@ describe('valid tokens', () => {
         await allowed(post(bearer(tok)));
         await new Promise((r) => setTimeout(r, 2100));
         const r = await refused(post(bearer(tok)), 401);
-        assert.equal(r.headers['www-authenticate'], 'Bearer error="invalid_token", error_description="The access token expired."');
+        assert.equal(r.headers['www-authenticate'], `Bearer ${RM()}, error="invalid_token", error_description="The access token expired."`);
     }));
 });
 
@@ -153,14 +155,14 @@ describe('refused tokens', () => {
     for (const [name, make, description] of cases) {
         test(`401 invalid_token: ${name}`, T(async () => {
             const r = await refused(post(bearer(make())), 401);
-            assert.equal(r.headers['www-authenticate'], `Bearer error="invalid_token", error_description="${description}"`);
+            assert.equal(r.headers['www-authenticate'], `Bearer ${RM()}, error="invalid_token", error_description="${description}"`);
             assertRpcError(r, 401, -32001, null);
         }));
     }
 
-    test('no Authorization: 401 with a bare Bearer challenge and no error code', T(async () => {
+    test('no Authorization: 401 with a Bearer challenge naming the metadata, and no error code', T(async () => {
         const r = await refused(post(), 401);
-        assert.equal(r.headers['www-authenticate'], 'Bearer');
+        assert.equal(r.headers['www-authenticate'], `Bearer ${RM()}`);
         assertRpcError(r, 401, -32001, null);
     }));
 
@@ -168,7 +170,7 @@ describe('refused tokens', () => {
         const tok = mint(es, { iss: ISS, aud: resource });
         for (const h of [`Basic dXNlcjpwYXNz`, 'Bearer', 'Bearer ', `Bearer ${tok} extra`, `Bearer "${tok}"`, `Token ${tok}`]) {
             const r = await refused(post({ Authorization: h }), 400);
-            assert.equal(r.headers['www-authenticate'], 'Bearer error="invalid_request"', h);
+            assert.ok(r.headers['www-authenticate'].startsWith(`Bearer ${RM()}, error="invalid_request", error_description="`), `${h}: ${r.headers['www-authenticate']}`);
             assertRpcError(r, 400, -32600, null);
         }
         // two Authorization headers are refused by the HTTP parser already
@@ -178,7 +180,7 @@ describe('refused tokens', () => {
     test('a token in the query string is never accepted', T(async () => {
         const tok = mint(es, { iss: ISS, aud: resource });
         const r = await refused(post({}, `/mcp?access_token=${tok}`), 400);
-        assert.equal(r.headers['www-authenticate'], 'Bearer error="invalid_request"');
+        assert.equal(r.headers['www-authenticate'], `Bearer ${RM()}, error="invalid_request", error_description="Access tokens are not accepted in the query string."`);
         assert.ok(!gw.stderr.includes(tok), 'the token must not be logged');
     }));
 

@@ -66,11 +66,11 @@ async function refused(bytes, status, code, { id = null, timeout = 4000, what } 
 const RPCBODY = (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' });
 
 describe('method and path', () => {
-    test('PUT, PATCH, TRACE -> 405 with Allow: GET, POST, DELETE', T(async () => {
+    test('PUT, PATCH, TRACE -> 405 with Allow: GET, POST, DELETE, OPTIONS', T(async () => {
         for (const m of ['PUT', 'PATCH', 'TRACE']) {
             const body = m === 'TRACE' ? null : '{}';
             const resp = await refused(req(m, '/mcp', { 'Content-Type': 'application/json' }, body), 405, RPC.INVALID, { what: m });
-            assert.equal(resp.headers.allow, 'GET, POST, DELETE', `${m}: Allow header`);
+            assert.equal(resp.headers.allow, 'GET, POST, DELETE, OPTIONS', `${m}: Allow header`);
         }
     }));
 

@@ -663,12 +663,12 @@ describe('request-target forms and versions', () => {
         await smuggle('CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n');
     }));
 
-    test('OPTIONS * (asterisk-form) -> 400; OPTIONS /mcp -> 405', T(async () => {
+    test('OPTIONS * (asterisk-form) -> 400; OPTIONS /mcp without Origin -> 204 with Allow', T(async () => {
         await smuggle('OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
         const mark = up.mark();
         const resp = await rawRequest(port, req('OPTIONS', '/mcp'));
-        assertRpcError(resp, 405, RPC.INVALID);
-        assert.equal(resp.headers.allow, 'GET, POST, DELETE');
+        assert.equal(resp.status, 204);
+        assert.equal(resp.headers.allow, 'GET, POST, DELETE, OPTIONS');
         assert.equal(up.since(mark).length, 0);
     }));
 

@@ -177,6 +177,38 @@ test_cache_route_checks(void)
     mg_token_cache_free(c);
 }
 
+/* mg_jwt_peek_header: the unverified kid and iss that choose a refetch. */
+static void
+test_peek_header(void)
+{
+    char *t = token("bob", T_NOW + 600), *kid = NULL, *iss = NULL;
+    char *nokid = mint(&ec, MG_JWS_ES256, "{\"alg\":\"ES256\",\"typ\":\"at+jwt\"}",
+                       "{\"iss\":\"" T_ISS "\",\"sub\":\"x\"}");
+    char *noiss = mint(&ec, MG_JWS_ES256, "{\"alg\":\"ES256\",\"kid\":\"k\"}", "{\"sub\":\"x\"}");
+    char *badkid = mint(&ec, MG_JWS_ES256, "{\"alg\":\"ES256\",\"kid\":7}", "{\"iss\":\"a\"}");
+
+    MG_CHECK_INT(mg_jwt_peek_header(t, strlen(t), &kid, &iss), MG_JWT_OK);
+    MG_CHECK_STR(kid, "ec-1");
+    MG_CHECK_STR(iss, T_ISS);
+    free(kid);
+    free(iss);
+    MG_CHECK_INT(mg_jwt_peek_header(nokid, strlen(nokid), &kid, &iss), MG_JWT_OK);
+    MG_CHECK(kid == NULL);
+    MG_CHECK_STR(iss, T_ISS);
+    free(iss);
+    MG_CHECK_INT(mg_jwt_peek_header(noiss, strlen(noiss), &kid, &iss), MG_JWT_ISS_MISMATCH);
+    MG_CHECK(kid == NULL && iss == NULL);
+    MG_CHECK_INT(mg_jwt_peek_header(badkid, strlen(badkid), &kid, &iss), MG_JWT_MALFORMED);
+    MG_CHECK(kid == NULL && iss == NULL);
+    MG_CHECK_INT(mg_jwt_peek_header("a.b", 3, &kid, &iss), MG_JWT_MALFORMED);
+    MG_CHECK_INT(mg_jwt_peek_header("e30.e30.!", 9, &kid, &iss), MG_JWT_BAD_ENCODING);
+    MG_CHECK(kid == NULL && iss == NULL);
+    free(t);
+    free(nokid);
+    free(noiss);
+    free(badkid);
+}
+
 int
 main(void)
 {
@@ -196,6 +228,7 @@ main(void)
     MG_RUN(test_cache_keyset_change);
     MG_RUN(test_cache_lru_eviction);
     MG_RUN(test_cache_route_checks);
+    MG_RUN(test_peek_header);
 
     mg_jwt_issuer_free(issuer);
     tkey_free(&ec);

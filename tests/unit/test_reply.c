@@ -11,7 +11,7 @@ static void
 check_body(int status, const char *msg, const char *req, const char *expect)
 {
     size_t len = 0;
-    char *b = mg_reply_error_body(status, msg, req, req ? strlen(req) : 0, &len);
+    char *b = mg_reply_error_body(status, msg, req, req ? strlen(req) : 0, NULL, &len);
 
     MG_CHECK_STR(b, expect);
     if (b)
@@ -96,11 +96,24 @@ test_message_escaped(void)
                "\"message\":\"a \\\"quoted\\\"\\nline\"}}");
 }
 
+/* The request id goes into error.data so a user can quote it to an operator. */
+static void
+test_body_request_id(void)
+{
+    size_t len = 0;
+    char *b = mg_reply_error_body(504, "upstream timed out", "{\"id\":3}", 8, "abc-123", &len);
+
+    MG_CHECK_STR(b, "{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32004,\"message\":"
+                    "\"upstream timed out\",\"data\":{\"request_id\":\"abc-123\"}}}");
+    MG_CHECK(b != NULL && len == strlen(b));
+    free(b);
+}
+
 static void
 test_response(void)
 {
     size_t len = 0;
-    char *r = mg_reply_error_response(405, "method not allowed", NULL, 0, false,
+    char *r = mg_reply_error_response(405, "method not allowed", NULL, 0, NULL, false,
                                       "Allow: GET, POST, DELETE\r\n", &len);
 
     MG_CHECK(r != NULL);
@@ -119,7 +132,7 @@ test_response(void)
         MG_CHECK(strstr(r, cl) != NULL);
     }
     free(r);
-    r = mg_reply_error_response(413, "request body exceeds max_body_size", NULL, 0, true, NULL,
+    r = mg_reply_error_response(413, "request body exceeds max_body_size", NULL, 0, NULL, true, NULL,
                                 &len);
     MG_CHECK(r != NULL && strstr(r, "\r\nConnection: close\r\n") != NULL);
     free(r);
@@ -133,6 +146,7 @@ main(void)
     MG_RUN(test_body_ids);
     MG_RUN(test_body_bad_ids);
     MG_RUN(test_message_escaped);
+    MG_RUN(test_body_request_id);
     MG_RUN(test_response);
     return mg_test_done();
 }
