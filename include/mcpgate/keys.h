@@ -62,6 +62,11 @@ mg_keys_kid_t mg_keys_kid_unknown(mg_keys_t *km, mg_jwt_issuer_t *is, const char
  * When false and <why> is not NULL, a short reason is written there. */
 bool mg_keys_ready(mg_keys_t *km, char *why, size_t whylen);
 
+struct mg_metrics;
+/* Main thread, before the first fetch: count fetches (mcpgate_jwks_fetches_total)
+ * and keys (mcpgate_jwks_keys, mcpgate_jwks_age_seconds) in <m> (borrowed). */
+void mg_keys_set_metrics(mg_keys_t *km, struct mg_metrics *m);
+
 /* Per key source, for metrics and logs. */
 typedef struct mg_keys_stats {
     char issuer[512];               /* the issuer URL (truncated if longer) */

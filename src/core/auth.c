@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "core_int.h"
+#include "mcpgate/metrics.h"
 #include "mcpgate/keys.h"
 
 /* RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
@@ -146,8 +147,14 @@ mg_auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const mg_http_req
     cache = cache_for(w, gen);
     if (cache != NULL) {
         const mg_jwt_claims_t *cl = NULL;
+        mg_token_cache_stats_t before, after;
+        mg_token_cache_stats(cache, &before);
         reason = mg_token_cache_verify(cache, tok, toklen, issuers, route->nissuers, audiences, 1,
                                        now, &cl);
+        mg_token_cache_stats(cache, &after);
+        if (w->metrics != NULL)
+            mg_metric_inc(after.hits > before.hits ? w->metrics->token_cache_hits
+                                                   : w->metrics->token_cache_misses);
         if (reason == MG_JWT_OK) {
             out->claims = mg_jwt_claims_dup(cl);
             if (out->claims == NULL)

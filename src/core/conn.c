@@ -1272,7 +1272,8 @@ send_upstream(mg_conn_t *c)
     size_t len = evbuffer_get_length(c->upreq);
 
     c->up->connected = true;
-    if (!c->up->tls) {
+    /* Once per upstream connection: a pooled one already has it. */
+    if (!c->up->tls && !c->up->reused) {
         int one = 1;
         setsockopt(bufferevent_getfd(c->up->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }

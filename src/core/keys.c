@@ -15,6 +15,7 @@
 #include "mcpgate/jwk.h"
 #include "mcpgate/keys.h"
 #include "mcpgate/log.h"
+#include "mcpgate/metrics.h"
 
 #define MG_KEYS_DEFAULT_LIFETIME_MS (300 * 1000) /* no Cache-Control, no Expires */
 #define MG_KEYS_MAX_BACKOFF_MS (300 * 1000)
@@ -74,6 +75,7 @@ typedef struct source {
 
 struct mg_keys {
     struct event_base *base;
+    struct mg_metrics *metrics; /* NULL-able, borrowed: fetch results and key counts */
     pthread_mutex_t lock;
     source_t *sources;
     struct event *kick; /* activated by workers: a refetch is wanted */
@@ -299,6 +301,11 @@ fetch_failed(source_t *s, fail_kind_t kind, const char *what)
         s->disc_uri = NULL;
     }
     pthread_mutex_lock(&s->km->lock);
+    mg_metrics_jwks_fetch(s->km->metrics, s->url,
+                          kind == FAIL_NET    ? "network"
+                          : kind == FAIL_HTTP ? "http_status"
+                          : kind == FAIL_JWKS ? "bad_jwks"
+                                              : "discovery");
     switch (kind) {
     case FAIL_NET:
         s->st.fetch_net_error++;
@@ -389,6 +396,8 @@ jwks_cb(mg_http_client_result_t *res, void *arg)
     s->fetched_at = now;
     s->expires_at = now + life;
     s->st.fetch_ok++;
+    mg_metrics_jwks_fetch(s->km->metrics, s->url, "ok");
+    mg_metrics_jwks_loaded(s->km->metrics, s->url, (int64_t)s->st.nkeys);
     /* Kids that were waiting for this fetch and are still missing are absent for one
      * cooldown: a flood of made-up kids costs one fetch per cooldown. */
     for (size_t i = 0; i < s->npending; i++) {
@@ -633,6 +642,12 @@ mg_keys_unregister(mg_keys_t *km, const void *owner)
         }
     }
     pthread_mutex_unlock(&km->lock);
+}
+
+void
+mg_keys_set_metrics(mg_keys_t *km, struct mg_metrics *m)
+{
+    km->metrics = m;
 }
 
 mg_keys_kid_t

@@ -255,6 +255,7 @@ mg_server_run(const char *conf_path, mg_conf_t *conf)
     if (probe_listens(conf) != 0)
         goto done;
     srv.metrics = mg_metrics_new(PACKAGE_VERSION);
+    mg_keys_set_metrics(srv.keys, srv.metrics);
     {
         char err[256];
         srv.audit = mg_audit_new(conf->access_log, err, sizeof(err));

@@ -109,6 +109,13 @@ describe('metrics', () => {
         assert.equal(d('mcpgate_auth_decisions_total{route="/mcp",decision="deny",reason="malformed"}'), 1);
         assert.equal(d('mcpgate_upstream_duration_seconds_count{route="/mcp"}'), 1);
         assert.equal(sample(after_, 'mcpgate_build_info{version="0.1.0"}'), 1);
+        // the same token again: served from the worker's verified-token cache
+        const misses = d('mcpgate_token_cache_misses_total');
+        assert.ok(misses >= 1, 'the first use of a token is a cache miss');
+        for (let i = 0; i < 4; i++) assert.equal((await rawRequest(port, post({ Authorization: `Bearer ${tok}` }))).status, 200);
+        const again = parseProm((await get('/metrics')).body);
+        assert.ok(sample(again, 'mcpgate_token_cache_hits_total') - sample(after_, 'mcpgate_token_cache_hits_total') >= 2,
+            'repeated uses of a token hit the cache (2 workers: at least 2 of 4)');
         assert.ok(after_.has('mcpgate_connections_open'));
     }));
 
