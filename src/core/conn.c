@@ -45,6 +45,8 @@
 #define MG_RELAY_HIGH_WATER (256 * 1024) /* stop reading upstream above this client backlog */
 #define MG_RESP_HEAD_MAX (64 * 1024)
 #define MG_CLOSING_MS 5000
+/* The code the Python SDK and docs/mcp.md use for an unknown or foreign session. */
+#define MG_RPC_SESSION_NOT_FOUND (-32001)
 #define MG_FILTER_JSON_MAX (16 * 1024 * 1024) /* a list response held for filtering */
 
 typedef enum mg_conn_state {
@@ -248,6 +250,11 @@ account_request(mg_conn_t *c)
     rec.client = c->client_ip;
     rec.route = route;
     rec.method = mg_metrics_method_label(c->req.method_str, c->req.method_len);
+    if (c->rpc != NULL && c->rpc->n > 0) {
+        /* The first message of a batch stands for it: its method and target. */
+        rec.rpc_method = c->rpc->msgs[0].method;
+        rec.target = c->rpc->msgs[0].target;
+    }
     if (c->claims != NULL) {
         rec.iss = c->claims->iss;
         rec.sub = c->claims->sub;
@@ -680,7 +687,7 @@ front_after_session(mg_conn_t *c, mg_session_result_t res, const char *version)
     if (c->req.method != MG_HTTP_POST) {
         mg_mcp_version_t v = mg_mcp_request_version(c->req.headers, c->req.nheaders, version);
         if (res != MG_SESSION_OWNED) {
-            refuse_rpc(c, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found", NULL,
+            refuse_rpc(c, 404, NULL, MG_RPC_SESSION_NOT_FOUND, "Session not found", NULL,
                        "session_not_owned");
             return;
         }
@@ -727,7 +734,7 @@ front_after_session(mg_conn_t *c, mg_session_result_t res, const char *version)
         /* The 2026-07-28 revision has no sessions (SPEC SS-05); before it, a
          * session id must be the caller's own. */
         if (!chk.modern && res != MG_SESSION_OWNED) {
-            refuse_rpc(c, 404, id_json, MG_RPC_INVALID_REQUEST, "Session not found", NULL,
+            refuse_rpc(c, 404, id_json, MG_RPC_SESSION_NOT_FOUND, "Session not found", NULL,
                        "session_not_owned");
             return;
         }
@@ -837,7 +844,14 @@ on_head(mg_conn_t *c)
         return;
     }
     if (r < 0) {
-        send_error(c, -r, why ? why : "invalid request", NULL);
+        /* A doubled credential is malformed (RFC 6750 section 3.1): say so in
+         * the challenge too, although the route (and so its metadata URL) is
+         * not known yet. */
+        bool dup_auth = why != NULL && strcmp(why, "duplicate Authorization") == 0;
+        send_error(c, -r, why ? why : "invalid request",
+                   dup_auth ? "WWW-Authenticate: Bearer error=\"invalid_request\", "
+                              "error_description=\"Send one Authorization header.\"\r\n"
+                            : NULL);
         return;
     }
     /* Keep a private copy so the parsed pointers survive draining the input. */

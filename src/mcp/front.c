@@ -55,11 +55,15 @@ mg_mcp_reply_serialize(const mg_mcp_reply_t *r, bool keep_alive, bool head_only,
     int n;
     size_t blen = head_only || r->body == NULL ? 0 : r->body_len;
 
-    n = asprintf(&head, "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\nConnection: %s\r\n%s\r\n",
-                 r->status, reason(r->status), r->content_type ? "Content-Type: " : "",
-                 r->content_type ? r->content_type : "", r->content_type ? "\r\n" : "",
-                 r->body ? r->body_len : 0, keep_alive ? "keep-alive" : "close",
-                 r->headers ? r->headers : "");
+    char clen[48] = "";
+
+    /* RFC 9110 8.6: no Content-Length in a 204 (or any 1xx). */
+    if (r->status != 204 && r->status >= 200)
+        snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", r->body ? r->body_len : 0);
+    n = asprintf(&head, "HTTP/1.1 %d %s\r\n%s%s%s%sConnection: %s\r\n%s\r\n", r->status,
+                 reason(r->status), r->content_type ? "Content-Type: " : "",
+                 r->content_type ? r->content_type : "", r->content_type ? "\r\n" : "", clen,
+                 keep_alive ? "keep-alive" : "close", r->headers ? r->headers : "");
     if (n < 0)
         return NULL;
     if ((out = realloc(head, (size_t)n + blen + 1)) == NULL) {

@@ -304,8 +304,15 @@ mg_list_filter_json(mg_list_filter_t *f, const char *json, size_t len, char **ou
     /* duplicates allowed: jansson keeps the last one, as JavaScript clients do, so what
      * we filter is what the client reads */
     root = json_loadb(json, len, 0, &jerr);
-    if (root == NULL)
+    if (root == NULL) {
+        /* Nothing to filter in an empty body or an SSE event without data (the
+         * 2025-11-25 priming event). Anything else we cannot read may be the
+         * list itself: relaying it unfiltered would fail open, so refuse. */
+        for (size_t i = 0; i < len; i++)
+            if (json[i] != ' ' && json[i] != '\t' && json[i] != '\r' && json[i] != '\n')
+                return -1;
         return 0;
+    }
     if (json_is_array(root)) {
         for (size_t i = 0; i < json_array_size(root); i++) {
             long n = filter_response(f, json_array_get(root, i));

@@ -149,6 +149,8 @@ describe('audit log', () => {
         assert.equal(a.iss, ISS);
         assert.equal(a.sub, 'alice');
         assert.equal(a.client_id, 'client-7');
+        assert.equal(a.rpc_method, 'tools/list');
+        assert.equal(a.target, null);
         assert.ok(a.bytes_in > rpc.length && a.bytes_out > 0);
         assert.equal(typeof a.upstream_ms, 'number');
         assert.match(a.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);

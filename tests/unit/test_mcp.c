@@ -956,12 +956,17 @@ test_list_filter(void)
         return;
     f = mg_list_filter_new(R, b, granted, 3, NULL);
     MG_CHECK(f != NULL);
-    /* not ours: other id, a notification, not JSON */
+    /* not ours: other id, a notification, an empty event */
     r = "{\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{}}";
     MG_CHECK_INT(mg_list_filter_json(f, r, strlen(r), &out, &len, NULL), 0);
     r = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}";
     MG_CHECK_INT(mg_list_filter_json(f, r, strlen(r), &out, &len, NULL), 0);
-    MG_CHECK_INT(mg_list_filter_json(f, "x", 1, &out, &len, NULL), 0);
+    MG_CHECK_INT(mg_list_filter_json(f, " \r\n", 3, &out, &len, NULL), 0);
+    /* not JSON the gateway can read (here a NUL escape, which JavaScript clients
+     * accept): it could be the list, so filtering fails closed */
+    MG_CHECK_INT(mg_list_filter_json(f, "x", 1, &out, &len, NULL), -1);
+    r = "{\"jsonrpc\":\"2.0\",\"id\":\"t\",\"result\":{\"tools\":[{\"name\":\"a\\u0000\"}]}}";
+    MG_CHECK_INT(mg_list_filter_json(f, r, strlen(r), &out, &len, NULL), -1);
     r = "{\"jsonrpc\":\"2.0\",\"id\":\"t\",\"result\":{\"tools\":[{\"name\":\"echo\",\"x\":1},"
         "{\"name\":\"admin_x\"},{\"nope\":1},{\"name\":\"add\"}],\"cacheScope\":\"public\","
         "\"nextCursor\":\"c\"}}";

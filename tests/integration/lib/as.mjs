@@ -10,8 +10,10 @@ import { waitForPort } from './ports.mjs';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 export class OidcAS {
-    /* port: loopback port; dir: temp dir for its keys; resources: RFC 8707 resources it serves. */
-    constructor({ port, dir, resources, alg = 'RS256' }) {
+    /* port: loopback port; dir: temp dir for its keys; resources: RFC 8707 resources it serves;
+     * scopes: the scopes it grants (space separated; as-server.mjs defaults to "mcp:tools mcp:admin");
+     * format: "jwt" (default) or "opaque" access tokens (introspected, RFC 7662). */
+    constructor({ port, dir, resources, alg = 'RS256', scopes, format }) {
         this.port = port;
         this.issuer = `http://127.0.0.1:${port}`;
         this.env = {
@@ -22,6 +24,8 @@ export class OidcAS {
             AS_KEYS_FILE: path.join(dir, 'as-keys.json'),
             AT_ALG: alg,
         };
+        if (scopes) this.env.MCP_SCOPES = scopes;
+        if (format) this.env.AT_FORMAT = format;
         this.out = '';
     }
 
@@ -59,6 +63,26 @@ export class OidcAS {
             signal: AbortSignal.timeout(5000),
         });
         return { status: r.status, json: await r.json() };
+    }
+
+    /* RFC 7009: revoke <token> as its client (mcp-cc). */
+    async revoke(token) {
+        const r = await fetch(`${this.issuer}/token/revocation`, {
+            method: 'POST',
+            headers: {
+                Authorization: `Basic ${Buffer.from('mcp-cc:mcp-cc-secret').toString('base64')}`,
+                'Content-Type': 'application/x-www-form-urlencoded',
+            },
+            body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+            signal: AbortSignal.timeout(5000),
+        });
+        return r.status;
+    }
+
+    /* How many POST /token/introspection the server has received. */
+    async introspections() {
+        const r = await fetch(`${this.issuer}/test/introspections`, { signal: AbortSignal.timeout(5000) });
+        return (await r.json()).count;
     }
 
     async jwksFetches() {
