@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "mcpgate/redis.h" /* mg_redis_conf_t: plain data */
+
 /* Where a directive was written, for "FILE:LINE: message" errors. The file
  * name is owned by the generation. */
 typedef struct mg_conf_where {
@@ -32,13 +34,27 @@ typedef struct mg_conf_listen {
     socklen_t addrlen;
     char *tls_certificate;        /* PEM chain file; NULL for plain HTTP */
     char *tls_certificate_key;    /* PEM key file; set iff tls_certificate is */
+    bool plaintext_ok;            /* `listen ADDR { plaintext_ok; }`: plain HTTP on a
+                                     non-loopback address on purpose (behind a TLS proxy or
+                                     mesh): no warning, allowed under require_tls */
     mg_conf_where_t where;
 } mg_conf_listen_t;
+
+/* validation auto|jwt|introspection; in an issuer block. */
+typedef enum mg_conf_validation {
+    MG_VALIDATION_AUTO = 0,      /* a compact JWS is verified locally, any other token is
+                                    introspected when the issuer has introspection credentials */
+    MG_VALIDATION_JWT,           /* never introspect */
+    MG_VALIDATION_INTROSPECTION, /* introspect every token of this issuer */
+} mg_conf_validation_t;
 
 /* issuer URL { jwks_file FILE | jwks_uri URL; ca_file FILE; allow_http on|off;
  *              jwks_min_refresh DUR; jwks_max_refresh DUR; kid_refetch_cooldown DUR;
  *              jwks_max_stale DUR; algorithms NAME ...; leeway DUR; require_typ on|off;
- *              max_token_lifetime DUR|off; max_token_size SIZE; }
+ *              max_token_lifetime DUR|off; max_token_size SIZE;
+ *              introspection_endpoint URL; introspection_client_id ID;
+ *              introspection_client_secret SECRET; introspection_cache_ttl DUR;
+ *              validation auto|jwt|introspection; }
  * An authorization server whose access tokens routes may trust. */
 typedef struct mg_conf_issuer {
     char *url;                   /* compared byte for byte with the token's iss claim */
@@ -59,6 +75,13 @@ typedef struct mg_conf_issuer {
     uint32_t jwks_max_refresh;   /* [24h] ms; upper clamp */
     uint32_t kid_refetch_cooldown; /* [30s] ms; at most one unknown-kid refetch per this */
     uint32_t jwks_max_stale;     /* [24h] ms; last good keys kept this long past expiry */
+    /* RFC 7662 introspection (docs/keys.md): for opaque tokens (validation auto) or every
+     * token of this issuer (validation introspection). Needs client id and secret. */
+    char *introspection_endpoint;      /* NULL: the one discovered from the metadata */
+    char *introspection_client_id;
+    char *introspection_client_secret; /* a secret: never logged, wiped when freed */
+    uint32_t introspection_cache_ttl;  /* [60s] ms; results kept at most this long */
+    mg_conf_validation_t validation;   /* [auto] */
     mg_conf_where_t where;
 } mg_conf_issuer_t;
 
@@ -87,6 +110,57 @@ enum {
     MG_IDENT_ISSUER,      /* X-MCP-Issuer */
     MG_CONF_IDENTITY_COUNT
 };
+
+/* rate_limit subject|client|route|tool[:GLOB] COUNT/second|minute|hour [burst N];
+ * inside a route (docs/redis.md). Each line is one GCRA bucket per key value. */
+typedef enum mg_conf_rl_kind {
+    MG_CONF_RL_SUBJECT = 0, /* per (iss, sub); unprotected routes: per client address */
+    MG_CONF_RL_CLIENT,      /* per (iss, client_id or azp); unprotected: per client address */
+    MG_CONF_RL_ROUTE,       /* the route as a whole */
+    MG_CONF_RL_TOOL,        /* per (tool name, iss, sub) for tools/call matching <glob> */
+} mg_conf_rl_kind_t;
+
+typedef struct mg_conf_rate_limit {
+    mg_conf_rl_kind_t kind;
+    char *glob;           /* MG_CONF_RL_TOOL: fnmatch pattern ("*" for plain `tool`); else NULL */
+    uint32_t count;       /* COUNT */
+    uint32_t period_s;    /* 1, 60 or 3600 */
+    uint32_t burst;       /* [COUNT] */
+    uint64_t interval_us; /* emission interval: period / count, rounded up */
+    mg_conf_where_t where;
+} mg_conf_rate_limit_t;
+
+#define MG_CONF_MAX_RATE_LIMITS 16 /* = MG_RL_MAX_KEYS: one check per request */
+
+/* redis HOST:PORT | unix:PATH { password P; user U; database N; timeout DUR;
+ *                               on_failure local|deny|allow; }  (top level, at most once) */
+typedef struct mg_conf_redis {
+    mg_redis_conf_t rc; /* what mg_redis_new() takes; its strings point at the fields below */
+    char *text;         /* the address as written */
+    char *host;         /* IP literal or name; NULL for unix: */
+    char *unix_path;    /* resolved relative to the config file; NULL for HOST:PORT */
+    char *user;
+    char *password;
+    mg_conf_where_t where;
+} mg_conf_redis_t;
+
+/* api_key NAME { digest sha256:HEX; subject S; scopes SCOPE...; } inside a route: a
+ * static credential for an internal caller. Only the SHA-256 of the key is configured;
+ * the caller presents the key as `Authorization: Bearer KEY` or in the route's
+ * api_key_header, and becomes the principal (MG_API_KEY_ISSUER, subject, client_id NAME,
+ * scopes). */
+#define MG_API_KEY_ISSUER "urn:mcpgate:api-key"
+#define MG_API_KEY_DIGEST_LEN 32
+
+typedef struct mg_conf_api_key {
+    char *name;                             /* unique in its route; the client_id */
+    uint8_t digest[MG_API_KEY_DIGEST_LEN];  /* SHA-256 of the key bytes */
+    bool has_digest;
+    char *subject;                          /* [NAME] the principal's sub */
+    char **scopes;                          /* granted scopes, in config order */
+    size_t nscopes;
+    mg_conf_where_t where;
+} mg_conf_api_key_t;
 
 /* route PATH { upstream URL; upstream_ca_file FILE; resource URL; issuer URL; ... } */
 typedef struct mg_conf_route {
@@ -135,6 +209,14 @@ typedef struct mg_conf_route {
     char *identity_signing_key;    /* PEM private key (Ed25519 or P-256) for X-MCP-Identity */
     char *upstream_authorization;  /* Authorization value sent upstream, or NULL */
     uint32_t session_ttl;          /* [1h] ms; Mcp-Session-Id binding lifetime */
+    mg_conf_api_key_t *api_keys;   /* `api_key` blocks in config order; a route with keys
+                                      (and/or issuers) requires a credential */
+    size_t napi_keys;
+    char *api_key_header;          /* `api_key_header NAME;`: also accept the key in this
+                                      header (never forwarded); NULL: Authorization only */
+    mg_conf_rate_limit_t *rate_limits; /* `rate_limit` lines in config order (at most
+                                          MG_CONF_MAX_RATE_LIMITS, no two identical) */
+    size_t nrate_limits;
     mg_conf_where_t where;
 } mg_conf_route_t;
 
@@ -181,6 +263,19 @@ typedef struct mg_conf {
     size_t ntrusted_proxies;
     bool legacy_as_metadata;         /* [off] serve /.well-known/oauth-authorization-server */
 
+    /* Transport and secret-file policy (docs/mcpgate.conf.5, SECURITY). */
+    bool require_tls;                /* [off] refuse plain listeners on non-loopback addresses
+                                        (unless plaintext_ok) and http:// issuer URLs to
+                                        non-loopback hosts (even with allow_http) */
+    uint32_t hsts_max_age;           /* [365d] seconds of Strict-Transport-Security on TLS
+                                        listeners; 0 (`hsts off`): no header */
+    bool allow_loose_key_permissions; /* [off] a private key readable by group/others is a
+                                        warning instead of an error */
+
+    /* Shared state (docs/redis.md): rate limits and session bindings in Redis.
+     * NULL: no redis block; limits run in-process, sessions in memory. */
+    mg_conf_redis_t *redis;
+
     /* Internal to src/conf: the names of every file read (the top one and its
      * includes); mg_conf_where_t.file points into this list. */
     char **files;
@@ -213,6 +308,25 @@ mg_conf_t *mg_conf_load_string(const char *text, size_t len, const char *name,
  * everything). <path> is already normalised. NULL when none matches. */
 const mg_conf_route_t *mg_conf_route_match(const mg_conf_t *conf, const char *path,
                                            size_t path_len);
+
+/* "sha256:" followed by 64 hex digits (either case) -> 32 bytes. Returns 0 or -1. */
+int mg_conf_parse_digest(const char *s, uint8_t out[MG_API_KEY_DIGEST_LEN]);
+
+/* A file holding a secret (private key) must be for its owner only: NULL when <path> has
+ * no group/other permission bits and its directory is not writable by others (unless
+ * sticky), else a message naming the file and the fix, written into <buf>. */
+const char *mg_conf_secret_file_problem(const char *path, char *buf, size_t len);
+
+/* True for an IPv4 127/8 or IPv6 ::1 address (also v4-mapped). */
+bool mg_conf_addr_is_loopback(const struct sockaddr *sa);
+/* True when the host of the http(s) URL <url> is localhost, 127.x.y.z or [::1]. */
+bool mg_conf_url_is_loopback(const char *url);
+
+/* Things that are allowed but unsafe (plain HTTP on a non-loopback listener without
+ * plaintext_ok, a plain-HTTP upstream to a non-loopback host, loose key permissions
+ * allowed by allow_loose_key_permissions): one "FILE:LINE: warning: ..." per finding
+ * appended to <out>. Logged at -t, at start and on every reload. */
+void mg_conf_warnings(const mg_conf_t *conf, mg_conf_errors_t *out);
 
 /* NULL-safe. */
 void mg_conf_free(mg_conf_t *conf);

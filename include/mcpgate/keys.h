@@ -58,6 +58,11 @@ typedef enum mg_keys_kid {
 mg_keys_kid_t mg_keys_kid_unknown(mg_keys_t *km, mg_jwt_issuer_t *is, const char *kid,
                                   int *retry_after);
 
+/* Any thread: a malloc'd copy of the introspection_endpoint the metadata of <is>'s source
+ * advertised (RFC 8414 section 2), or NULL (not discovered yet, none advertised, or <is> not
+ * managed). The caller frees it. */
+char *mg_keys_introspection_endpoint(mg_keys_t *km, mg_jwt_issuer_t *is);
+
 /* Any thread: true when every managed issuer in use has keys, or startup_grace has passed.
  * When false and <why> is not NULL, a short reason is written there. */
 bool mg_keys_ready(mg_keys_t *km, char *why, size_t whylen);

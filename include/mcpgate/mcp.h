@@ -16,6 +16,7 @@
 #include "mcpgate/conf.h"
 #include "mcpgate/http_parse.h"
 #include "mcpgate/jsonrpc.h"
+#include "mcpgate/jwt.h"
 #include "mcpgate/mcp_policy.h"
 
 /* A reply the gateway writes itself. Zero-initialise; clear with
@@ -95,8 +96,10 @@ bool mg_mcp_check_origin_host(const mg_conf_route_t *route, const mg_http_reques
 /* OPTIONS on an MCP route: 204 with Access-Control-Allow-Origin (the request's
  * Origin), -Methods (GET, POST, DELETE, OPTIONS), -Headers (the requested ones
  * that are allowed: Authorization, Content-Type, Accept, Mcp-Session-Id,
- * MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, Mcp-Param-*),
- * -Max-Age and Vary: Origin; 403 when the Origin is not allowed. No auth. */
+ * MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, Mcp-Param-*, and the
+ * route's api_key_header), -Max-Age and Vary: Origin; never -Allow-Credentials
+ * (bearer credentials need no cookies); 403 when the Origin is not allowed. No auth.
+ * The core must not add mg_mcp_cors_headers() to this reply (one -Allow-Origin only). */
 void mg_mcp_preflight(const mg_conf_route_t *route, const mg_http_request_head_t *head,
                       mg_mcp_reply_t *out);
 
@@ -110,6 +113,24 @@ char *mg_mcp_cors_headers(const mg_conf_route_t *route, const mg_http_request_he
  * believe X-Forwarded-For/Forwarded for logging and rate limiting; URLs are
  * never built from them). */
 bool mg_mcp_trusted_proxy(const mg_conf_t *conf, const struct sockaddr *peer);
+
+/* --- API keys (step 4) ---------------------------------------------------------- */
+
+/* CRYPTO_memcmp over two MG_API_KEY_DIGEST_LEN-byte digests: the time does not depend
+ * on where they differ. */
+bool mg_mcp_digest_equal(const uint8_t *a, const uint8_t *b);
+
+/* The api_key of <route> whose digest is the SHA-256 of <key> (<len> bytes), or NULL.
+ * Every key of the route is compared (no early exit), in constant time each; a key of
+ * another route is never found. Borrowed from the route. */
+const mg_conf_api_key_t *mg_mcp_api_key_find(const mg_conf_route_t *route, const char *key,
+                                             size_t len);
+
+/* The principal of an API key caller, shaped like a verified token so that scope rules,
+ * list filtering, sessions, rate limits, identity headers and the audit log treat both
+ * alike: iss MG_API_KEY_ISSUER, sub the key's subject, client_id its name, its scopes;
+ * no jti, aud or exp. Caller frees with mg_jwt_claims_free; NULL on OOM. */
+mg_jwt_claims_t *mg_mcp_api_key_claims(const mg_conf_api_key_t *key);
 
 /* --- authorization replies (step 4, 7) ---------------------------------------- */
 

@@ -51,6 +51,9 @@ typedef struct mg_rl_result {
     uint32_t limit;     /* its burst */
     uint32_t remaining; /* requests it would still admit right now */
     uint64_t reset_ms;  /* until it is back to full burst */
+    /* Why Redis could not decide (the policy then did): MG_REDIS_OK when it
+     * decided, or for the in-process limiter. For the metrics. */
+    mg_redis_err_t redis_err;
 } mg_rl_result_t;
 
 /* ---- in-process limiter (embedded default; fallback for on_failure local) ----

@@ -66,6 +66,18 @@ struct mg_session_store {
  * dropped first, then the one closest to expiry. NULL on OOM. */
 mg_session_store_t *mg_session_store_memory_new(size_t max_entries);
 
+/* The Redis store (src/store/session_redis.c, docs/redis.md): bindings live in
+ * Redis with the route's TTL, so that every replica sharing the Redis enforces
+ * them. One per worker, on that worker's client (<redis> is borrowed and must
+ * outlive the store's last callback; the store itself may be freed while
+ * commands are in flight). Callbacks run from the client's event loop, never
+ * inside the call (except MG_SESSION_ERROR when a command cannot be issued
+ * at all). Redis failures are MG_SESSION_ERROR: sessions fail closed, whatever
+ * on_failure says (there is no local copy of another replica's bindings).
+ * NULL on OOM. */
+struct mg_redis;
+mg_session_store_t *mg_session_store_redis_new(struct mg_redis *redis);
+
 /* Convenience wrappers over s->ops. */
 void mg_session_bind(mg_session_store_t *s, const char *id, size_t id_len, const char *iss,
                      const char *sub, const char *version, uint64_t ttl_ms, uint64_t now_ms,

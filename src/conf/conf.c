@@ -1,8 +1,13 @@
 /* conf.c -- loading a configuration generation: error collection, defaults, the
  * load entry points, route matching, duration/size parsing and freeing. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "conf_int.h"
 #include "mcpgate/log.h"
@@ -53,7 +58,8 @@ errs_push(mg_conf_ctx_t *cx, char *msg, uint64_t key)
 static void
 errs_sort(mg_conf_ctx_t *cx)
 {
-    char **m = cx->errs->msgs + cx->errs_start;
+    /* msgs is NULL when there is no error: do not offset it (NULL + 0 is undefined). */
+    char **m = cx->nkeys > 1 ? cx->errs->msgs + cx->errs_start : NULL;
 
     for (size_t i = 1; i < cx->nkeys; i++) {
         uint64_t key = cx->keys[i];
@@ -188,6 +194,7 @@ conf_new(const char *source)
         return NULL;
     }
     c->startup_grace = 10 * 1000;
+    c->hsts_max_age = 365 * 24 * 3600;
     return c;
 }
 
@@ -333,8 +340,29 @@ mg_conf_free(mg_conf_t *conf)
             free(r->identity_header_names[j]);
         free(r->identity_signing_key);
         free(r->upstream_authorization);
+        for (size_t j = 0; j < r->napi_keys; j++) {
+            free(r->api_keys[j].name);
+            free(r->api_keys[j].subject);
+            mg_conf_strv_free(r->api_keys[j].scopes, r->api_keys[j].nscopes);
+        }
+        free(r->api_keys);
+        free(r->api_key_header);
+        for (size_t j = 0; j < r->nrate_limits; j++)
+            free(r->rate_limits[j].glob);
+        free(r->rate_limits);
     }
     free(conf->routes);
+    if (conf->redis != NULL) {
+        free(conf->redis->text);
+        free(conf->redis->host);
+        free(conf->redis->unix_path);
+        free(conf->redis->user);
+        if (conf->redis->password != NULL) {
+            memset(conf->redis->password, 0, strlen(conf->redis->password));
+            free(conf->redis->password);
+        }
+        free(conf->redis);
+    }
     for (size_t i = 0; i < conf->nissuers; i++) {
         mg_conf_issuer_t *is = &conf->issuers[i];
         free(is->url);
@@ -342,6 +370,12 @@ mg_conf_free(mg_conf_t *conf)
         free(is->algorithms);
         free(is->jwks_uri);
         free(is->ca_file);
+        free(is->introspection_endpoint);
+        free(is->introspection_client_id);
+        if (is->introspection_client_secret != NULL) {
+            memset(is->introspection_client_secret, 0, strlen(is->introspection_client_secret));
+            free(is->introspection_client_secret);
+        }
     }
     free(conf->issuers);
     free(conf->trusted_proxies);
@@ -361,6 +395,179 @@ mg_conf_errors_clear(mg_conf_errors_t *errs)
     free(errs->msgs);
     errs->msgs = NULL;
     errs->n = 0;
+}
+
+/* --- API keys, secret files, transport policy ------------------------------------ */
+
+int
+mg_conf_parse_digest(const char *s, uint8_t out[MG_API_KEY_DIGEST_LEN])
+{
+    uint8_t v[MG_API_KEY_DIGEST_LEN];
+
+    if (s == NULL || strncmp(s, "sha256:", 7) != 0 || strlen(s + 7) != 2 * sizeof(v))
+        return -1;
+    s += 7;
+    for (size_t i = 0; i < 2 * sizeof(v); i++) {
+        char ch = s[i];
+        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                         : -1;
+        if (d < 0)
+            return -1;
+        if (i % 2 == 0)
+            v[i / 2] = (uint8_t)(d << 4);
+        else
+            v[i / 2] |= (uint8_t)d;
+    }
+    memcpy(out, v, sizeof(v));
+    return 0;
+}
+
+/* Like ssh with its identity files: a private key anyone else can read (or a directory
+ * anyone can swap it in) is refused, so that a careless deployment is loud. */
+const char *
+mg_conf_secret_file_problem(const char *path, char *buf, size_t len)
+{
+    struct stat st;
+    char *dir = NULL, *slash;
+
+    if (stat(path, &st) != 0)
+        return NULL; /* reported by the caller (cannot read) */
+    if ((st.st_mode & 077) != 0) {
+        snprintf(buf, len,
+                 "%s has mode %04o: a private key must be readable by its owner only "
+                 "(chmod 600 %s)",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        return buf;
+    }
+    dir = strdup(path);
+    if (dir == NULL)
+        return NULL;
+    slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    if (stat(slash != NULL ? dir : ".", &st) == 0 && (st.st_mode & S_IWOTH) &&
+        !(st.st_mode & S_ISVTX)) {
+        snprintf(buf, len,
+                 "the directory of %s is writable by everyone: anyone could replace the key "
+                 "(chmod o-w %s)",
+                 path, slash != NULL ? dir : ".");
+        free(dir);
+        return buf;
+    }
+    free(dir);
+    return NULL;
+}
+
+bool
+mg_conf_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+            return a->sin6_addr.s6_addr[12] == 127;
+        return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+    }
+    return false;
+}
+
+bool
+mg_conf_url_is_loopback(const char *url)
+{
+    const char *h = strstr(url, "://"), *e;
+    char host[64];
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (h == NULL)
+        return false;
+    h += 3;
+    if (*h == '[') {
+        h++;
+        e = strchr(h, ']');
+    } else {
+        e = h + strcspn(h, ":/?#");
+    }
+    if (e == NULL || e == h || (size_t)(e - h) >= sizeof(host))
+        return false;
+    memcpy(host, h, (size_t)(e - h));
+    host[e - h] = '\0';
+    if (strcasecmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+static void
+warn(mg_conf_errors_t *out, const mg_conf_where_t *w, const char *src, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+warn(mg_conf_errors_t *out, const mg_conf_where_t *w, const char *src, const char *fmt, ...)
+{
+    char *msg = NULL, *line = NULL, **v;
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    if (msg == NULL)
+        return;
+    if (asprintf(&line, "%s:%d: warning: %s", w->file ? w->file : src, w->line, msg) < 0)
+        line = NULL;
+    free(msg);
+    if (line == NULL || (v = realloc(out->msgs, (out->n + 1) * sizeof(*v))) == NULL) {
+        free(line);
+        return;
+    }
+    out->msgs = v;
+    v[out->n++] = line;
+}
+
+void
+mg_conf_warnings(const mg_conf_t *conf, mg_conf_errors_t *out)
+{
+    const char *src = conf->source ? conf->source : "(string)";
+    char buf[1024];
+
+    for (size_t i = 0; i < conf->nlistens; i++) {
+        const mg_conf_listen_t *l = &conf->listens[i];
+        if (l->tls_certificate != NULL) {
+            if (conf->allow_loose_key_permissions &&
+                mg_conf_secret_file_problem(l->tls_certificate_key, buf, sizeof(buf)) != NULL)
+                warn(out, &l->where, src, "tls_certificate_key %s (allowed by "
+                     "allow_loose_key_permissions)", buf);
+            continue;
+        }
+        if (!l->plaintext_ok && !mg_conf_addr_is_loopback((const struct sockaddr *)&l->addr))
+            warn(out, &l->where, src,
+                 "listen %s is plain HTTP on a non-loopback address: access tokens and API "
+                 "keys cross the network in clear text (add tls_certificate and "
+                 "tls_certificate_key, or write \"listen %s { plaintext_ok; }\" behind a "
+                 "TLS-terminating proxy or mesh)",
+                 l->text, l->text);
+    }
+    for (size_t i = 0; i < conf->nroutes; i++) {
+        const mg_conf_route_t *r = &conf->routes[i];
+        if (r->upstream != NULL && !r->upstream_tls && !mg_conf_url_is_loopback(r->upstream))
+            warn(out, &r->where, src,
+                 "route %s: upstream %s is plain HTTP to a non-loopback host: the caller's "
+                 "identity headers cross the network in clear text",
+                 r->path, r->upstream);
+        if (r->identity_signing_key != NULL && conf->allow_loose_key_permissions &&
+            mg_conf_secret_file_problem(r->identity_signing_key, buf, sizeof(buf)) != NULL)
+            warn(out, &r->where, src,
+                 "identity_signing_key %s (allowed by allow_loose_key_permissions)", buf);
+    }
 }
 
 /* Digits then an optional suffix; returns false unless the whole string is that. */

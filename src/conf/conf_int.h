@@ -42,6 +42,8 @@ enum {
     MG_CTX_ROUTE = 1u << 1,
     MG_CTX_LISTEN = 1u << 2,
     MG_CTX_ISSUER = 1u << 3,
+    MG_CTX_REDIS = 1u << 8, /* inside `redis ADDR { }` (a high bit: other blocks take the low ones) */
+    MG_CTX_APIKEY = 1u << 9, /* inside `api_key NAME { }` in a route */
 };
 
 /* Directive flags. */

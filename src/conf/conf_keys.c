@@ -350,12 +350,22 @@ set_listen(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_
 static void
 post_listen(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj)
 {
-    bool cert = false, key = false;
+    bool cert = false, key = false, plain = false;
 
     /* look at the statements, not the fields: a bad file was already reported */
     for (size_t i = 0; i < n->nchildren; i++) {
         cert |= strcmp(n->children[i].name, "tls_certificate") == 0;
         key |= strcmp(n->children[i].name, "tls_certificate_key") == 0;
+        plain |= strcmp(n->children[i].name, "plaintext_ok") == 0;
+    }
+    if (plain) {
+        /* `listen ADDR { plaintext_ok; }`: a plain listener, said out loud */
+        if (cert || key)
+            mg_conf_error(cx, &n->where,
+                          "\"listen\" block for %s: \"plaintext_ok\" and TLS certificates "
+                          "exclude each other",
+                          mg_conf_q(cx, n->args[0]));
+        return;
     }
     if (!cert)
         mg_conf_error(cx, &n->where, "\"listen\" block for %s needs \"tls_certificate\"",
@@ -659,6 +669,8 @@ set_issuer(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_
     is->jwks_max_refresh = 24 * 3600 * 1000;
     is->kid_refetch_cooldown = 30 * 1000;
     is->jwks_max_stale = 24 * 3600 * 1000;
+    is->introspection_cache_ttl = 60 * 1000;
+    is->validation = MG_VALIDATION_AUTO;
     if (n->has_block)
         cx->block = is;
     if (why != NULL)
@@ -695,6 +707,52 @@ post_issuer(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj)
     if (is->jwks_min_refresh > is->jwks_max_refresh)
         mg_conf_error(cx, &n->where,
                       "issuer %s: \"jwks_min_refresh\" is longer than \"jwks_max_refresh\"", q);
+    /* Introspection (RFC 7662): the gateway authenticates as a client (section 2.1), over
+     * https or loopback http only (SPEC I-06). The secret is never part of a message. */
+    if ((is->introspection_client_id == NULL) != (is->introspection_client_secret == NULL))
+        mg_conf_error(cx, &n->where,
+                      "issuer %s: \"introspection_client_id\" and "
+                      "\"introspection_client_secret\" go together",
+                      q);
+    else if (is->validation == MG_VALIDATION_INTROSPECTION && is->introspection_client_id == NULL)
+        mg_conf_error(cx, &n->where,
+                      "issuer %s: \"validation introspection\" needs "
+                      "\"introspection_client_id\" and \"introspection_client_secret\"",
+                      q);
+    if (is->introspection_client_id != NULL && is->introspection_endpoint == NULL &&
+        is->jwks_file != NULL && is->jwks_uri == NULL)
+        mg_conf_error(cx, &n->where,
+                      "issuer %s: introspection needs \"introspection_endpoint\" (an issuer with "
+                      "\"jwks_file\" is not discovered)",
+                      q);
+    if (is->introspection_endpoint != NULL && !is->allow_http &&
+        strncmp(is->introspection_endpoint, "http://", 7) == 0)
+        mg_conf_error(cx, &n->where,
+                      "issuer %s: introspection_endpoint is plain http (use https, or "
+                      "\"allow_http on;\" for a loopback address)",
+                      q);
+}
+
+/* validation auto|jwt|introspection; */
+static const char *
+set_validation(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+               const mg_conf_directive_t *d)
+{
+    mg_conf_issuer_t *is = obj;
+    const char *v = n->args[0];
+
+    if (strcmp(v, "auto") == 0)
+        is->validation = MG_VALIDATION_AUTO;
+    else if (strcmp(v, "jwt") == 0)
+        is->validation = MG_VALIDATION_JWT;
+    else if (strcmp(v, "introspection") == 0)
+        is->validation = MG_VALIDATION_INTROSPECTION;
+    else
+        return mg_conf_errf(cx,
+                            "invalid value %s for \"validation\" (expected auto, jwt or "
+                            "introspection)",
+                            mg_conf_q(cx, v));
+    return NULL;
 }
 
 static const char *
@@ -1032,6 +1090,11 @@ set_allowed_origins(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
     for (size_t i = 0; i < n->nargs; i++) {
         const char *o = n->args[i], *rest = strstr(o, "://");
         bool ok = rest != NULL && rest != o && rest[3] != '\0';
+        if (strchr(o, '*') != NULL)
+            return mg_conf_errf(cx,
+                                "wildcard origin %s: list exact origins (a wildcard would let "
+                                "any site drive the server with the caller's credentials)",
+                                mg_conf_q(cx, o));
         for (const char *p = o; ok && p < rest; p++)
             ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
                  (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.';
@@ -1196,6 +1259,457 @@ check_default_route(mg_conf_ctx_t *cx)
     }
 }
 
+/* --- shared state: redis { } and rate_limit (docs/redis.md) ------------------------- */
+
+/* redis HOST:PORT | [IPv6]:PORT | unix:PATH [{ ... }] at the top level. */
+static const char *
+set_redis(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    mg_conf_t *c = obj;
+    mg_conf_redis_t *r = calloc(1, sizeof(*r));
+    const char *a = n->args[0], *colon;
+    long port = 0;
+
+    if (r == NULL)
+        return "out of memory";
+    c->redis = r;
+    r->where = n->where;
+    r->rc.timeout_ms = MG_REDIS_DEFAULT_TIMEOUT_MS;
+    r->rc.on_failure = MG_REDIS_FAIL_LOCAL;
+    if (n->has_block)
+        cx->block = r;
+    r->text = strdup(a);
+    if (r->text == NULL)
+        return "out of memory";
+    if (strncmp(a, "unix:", 5) == 0) {
+        if (a[5] == '\0')
+            return mg_conf_errf(cx, "invalid redis address %s: empty socket path",
+                                mg_conf_q(cx, a));
+        r->unix_path = mg_conf_resolve_path(n->where.file, a + 5);
+        return r->unix_path == NULL ? "out of memory" : NULL;
+    }
+    if (a[0] == '[') {
+        const char *end = strchr(a, ']');
+        struct in6_addr a6;
+        if (end == NULL || end[1] != ':')
+            return mg_conf_errf(cx,
+                                "invalid redis address %s (expected HOST:PORT, [IPv6]:PORT or "
+                                "unix:PATH)",
+                                mg_conf_q(cx, a));
+        r->host = strndup(a + 1, (size_t)(end - a - 1));
+        if (r->host == NULL)
+            return "out of memory";
+        if (inet_pton(AF_INET6, r->host, &a6) != 1)
+            return mg_conf_errf(cx, "invalid redis address %s: bad IPv6 address",
+                                mg_conf_q(cx, a));
+        colon = end + 1;
+    } else {
+        colon = strrchr(a, ':');
+        if (colon == NULL || colon == a)
+            return mg_conf_errf(cx,
+                                "invalid redis address %s (expected HOST:PORT, [IPv6]:PORT or "
+                                "unix:PATH)",
+                                mg_conf_q(cx, a));
+        r->host = strndup(a, (size_t)(colon - a));
+        if (r->host == NULL)
+            return "out of memory";
+        if (!valid_host_name(r->host))
+            return mg_conf_errf(cx, "invalid redis address %s: bad host", mg_conf_q(cx, a));
+    }
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9' || port > 65535) {
+            port = -1;
+            break;
+        }
+        port = port * 10 + (*p - '0');
+    }
+    if (colon[1] == '\0' || port < 1 || port > 65535)
+        return mg_conf_errf(cx, "invalid redis address %s: port must be 1..65535",
+                            mg_conf_q(cx, a));
+    r->rc.port = (uint16_t)port;
+    return NULL;
+}
+
+static void
+post_redis(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj)
+{
+    const mg_conf_redis_t *r = obj;
+
+    if (r->user != NULL && r->password == NULL)
+        mg_conf_error(cx, &n->where, "redis %s: \"user\" needs a \"password\"",
+                      mg_conf_q(cx, n->args[0]));
+}
+
+static const char *
+set_redis_database(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                   const mg_conf_directive_t *d)
+{
+    mg_conf_redis_t *r = obj;
+    const char *s = n->args[0];
+    unsigned long v = 0;
+
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > 65535) {
+            v = 65536;
+            break;
+        }
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    if (*s == '\0' || v > 65535)
+        return mg_conf_errf(cx, "invalid value %s for \"database\" (expected 0..65535)",
+                            mg_conf_q(cx, s));
+    r->rc.database = (unsigned)v;
+    return NULL;
+}
+
+static const char *
+set_redis_on_failure(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                     const mg_conf_directive_t *d)
+{
+    mg_conf_redis_t *r = obj;
+    const char *v = n->args[0];
+
+    if (strcmp(v, "local") == 0)
+        r->rc.on_failure = MG_REDIS_FAIL_LOCAL;
+    else if (strcmp(v, "deny") == 0)
+        r->rc.on_failure = MG_REDIS_FAIL_DENY;
+    else if (strcmp(v, "allow") == 0)
+        r->rc.on_failure = MG_REDIS_FAIL_ALLOW;
+    else
+        return mg_conf_errf(cx,
+                            "invalid value %s for \"on_failure\" (expected local, deny or allow)",
+                            mg_conf_q(cx, v));
+    return NULL;
+}
+
+/* "1..1000000" for COUNT and burst. */
+static bool
+rl_number(const char *s, size_t len, uint32_t *out)
+{
+    uint32_t v = 0;
+
+    if (len == 0 || len > 7)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (uint32_t)(s[i] - '0');
+    }
+    if (v < 1 || v > 1000000)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* rate_limit subject|client|route|tool[:GLOB] COUNT/second|minute|hour [burst N]; */
+static const char *
+set_rate_limit(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+               const mg_conf_directive_t *d)
+{
+    mg_conf_route_t *route = obj;
+    mg_conf_rate_limit_t rl, *v;
+    const char *k = n->args[0], *rate = n->args[1], *slash;
+
+    memset(&rl, 0, sizeof(rl));
+    rl.where = n->where;
+    if (strcmp(k, "subject") == 0)
+        rl.kind = MG_CONF_RL_SUBJECT;
+    else if (strcmp(k, "client") == 0)
+        rl.kind = MG_CONF_RL_CLIENT;
+    else if (strcmp(k, "route") == 0)
+        rl.kind = MG_CONF_RL_ROUTE;
+    else if (strcmp(k, "tool") == 0 || strncmp(k, "tool:", 5) == 0) {
+        rl.kind = MG_CONF_RL_TOOL;
+        if (k[4] == ':' && k[5] == '\0')
+            return mg_conf_errf(cx, "empty tool pattern in %s", mg_conf_q(cx, k));
+    } else
+        return mg_conf_errf(cx,
+                            "invalid key %s for \"rate_limit\" (expected subject, client, route, "
+                            "tool or tool:GLOB)",
+                            mg_conf_q(cx, k));
+    slash = strchr(rate, '/');
+    if (slash == NULL || !rl_number(rate, (size_t)(slash - rate), &rl.count))
+        return mg_conf_errf(cx,
+                            "invalid rate %s for \"rate_limit\" (expected COUNT/second, "
+                            "COUNT/minute or COUNT/hour, COUNT 1..1000000)",
+                            mg_conf_q(cx, rate));
+    if (strcmp(slash + 1, "second") == 0)
+        rl.period_s = 1;
+    else if (strcmp(slash + 1, "minute") == 0)
+        rl.period_s = 60;
+    else if (strcmp(slash + 1, "hour") == 0)
+        rl.period_s = 3600;
+    else
+        return mg_conf_errf(cx,
+                            "invalid rate %s for \"rate_limit\" (expected COUNT/second, "
+                            "COUNT/minute or COUNT/hour, COUNT 1..1000000)",
+                            mg_conf_q(cx, rate));
+    rl.burst = rl.count; /* docs/redis.md: without burst, B = COUNT */
+    if (n->nargs == 3 && strcmp(n->args[2], "burst") == 0)
+        return "\"burst\" needs a value (1..1000000)";
+    if (n->nargs == 3 || (n->nargs == 4 && strcmp(n->args[2], "burst") != 0))
+        return mg_conf_errf(cx, "unexpected %s after the rate (expected \"burst N\")",
+                            mg_conf_q(cx, n->args[2]));
+    if (n->nargs == 4 && !rl_number(n->args[3], strlen(n->args[3]), &rl.burst))
+        return mg_conf_errf(cx, "invalid burst %s for \"rate_limit\" (expected 1..1000000)",
+                            mg_conf_q(cx, n->args[3]));
+    /* The same rounding as mg_rl_interval_us(). */
+    rl.interval_us = ((uint64_t)rl.period_s * 1000000u + rl.count - 1) / rl.count;
+    if (rl.interval_us * rl.burst > (UINT64_C(1) << 50))
+        return mg_conf_errf(cx, "burst %u is too large for %s", rl.burst, mg_conf_q(cx, rate));
+    if (route->nrate_limits >= MG_CONF_MAX_RATE_LIMITS)
+        return mg_conf_errf(cx, "too many \"rate_limit\" lines in one route (at most %d)",
+                            MG_CONF_MAX_RATE_LIMITS);
+    if (rl.kind == MG_CONF_RL_TOOL) {
+        rl.glob = strdup(k[4] == ':' ? k + 5 : "*");
+        if (rl.glob == NULL)
+            return "out of memory";
+    }
+    for (size_t i = 0; i < route->nrate_limits; i++) {
+        const mg_conf_rate_limit_t *o = &route->rate_limits[i];
+        if (o->kind == rl.kind && o->interval_us == rl.interval_us && o->burst == rl.burst &&
+            (o->glob == NULL) == (rl.glob == NULL) &&
+            (o->glob == NULL || strcmp(o->glob, rl.glob) == 0)) {
+            free(rl.glob);
+            return mg_conf_errf(cx, "duplicate \"rate_limit\" (first defined at %s:%d)",
+                                o->where.file, o->where.line);
+        }
+    }
+    v = realloc(route->rate_limits, (route->nrate_limits + 1) * sizeof(*v));
+    if (v == NULL) {
+        free(rl.glob);
+        return "out of memory";
+    }
+    route->rate_limits = v;
+    v[route->nrate_limits++] = rl;
+    return NULL;
+}
+
+/* --- API keys, TLS policy, secret files (docs/mcpgate.conf.5) ------------------------ */
+
+/* A file holding a private key: readable now, and for its owner only unless
+ * allow_loose_key_permissions (pre-scanned before the walk, so that its place in the file
+ * does not matter; the warning is then logged with the other warnings at start). */
+static const char *
+set_secret_file(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                const mg_conf_directive_t *d)
+{
+    const char *e = set_file(cx, n, obj, d);
+    const char *path = *FIELD(obj, d->off, char *);
+    char buf[768];
+
+    if (e != NULL || path == NULL || cx->conf->allow_loose_key_permissions)
+        return e;
+    if (mg_conf_secret_file_problem(path, buf, sizeof(buf)) != NULL)
+        return mg_conf_errf(cx, "%s %s (or \"allow_loose_key_permissions on;\" to only warn)",
+                            d->name, buf);
+    return NULL;
+}
+
+/* A directive without arguments that turns a bool on (d->off). */
+static const char *
+set_flag(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    *FIELD(obj, d->off, bool) = true;
+    return NULL;
+}
+
+/* hsts DURATION|off; in seconds (a year does not fit the millisecond durations). */
+static const char *
+set_hsts(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    const char *s = n->args[0];
+    uint64_t v = 0, mult = 1;
+    const char *p = s;
+
+    if (strcmp(s, "off") == 0) {
+        ((mg_conf_t *)obj)->hsts_max_age = 0;
+        return NULL;
+    }
+    for (; *p >= '0' && *p <= '9' && v <= UINT32_MAX; p++)
+        v = v * 10 + (uint64_t)(*p - '0');
+    if (*p == 'm')
+        mult = 60;
+    else if (*p == 'h')
+        mult = 3600;
+    else if (*p == 'd')
+        mult = 86400;
+    else if (*p != 's' && *p != '\0')
+        mult = 0;
+    if (*p != '\0')
+        p++;
+    if (p == s || *p != '\0' || mult == 0 || v == 0 || v * mult > 2u * 365 * 86400)
+        return mg_conf_errf(cx,
+                            "invalid value %s for \"hsts\" (expected a duration of 1s..730d "
+                            "such as 365d, or \"off\")",
+                            mg_conf_q(cx, s));
+    ((mg_conf_t *)obj)->hsts_max_age = (uint32_t)(v * mult);
+    return NULL;
+}
+
+/* API key names: what the audit log and X-MCP-Client-Id show. */
+static bool
+valid_key_name(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len == 0 || len > 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return true;
+}
+
+static const char *
+set_api_key(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
+{
+    mg_conf_route_t *r = obj;
+    mg_conf_api_key_t *v, *k;
+
+    if (!valid_key_name(n->args[0]))
+        return mg_conf_errf(cx,
+                            "invalid api_key name %s (1..64 of A-Z a-z 0-9 - _ .)",
+                            mg_conf_q(cx, n->args[0]));
+    for (size_t i = 0; i < r->napi_keys; i++)
+        if (strcmp(r->api_keys[i].name, n->args[0]) == 0)
+            return mg_conf_errf(cx, "duplicate api_key %s in this route (first defined at %s:%d)",
+                                mg_conf_q(cx, n->args[0]), r->api_keys[i].where.file,
+                                r->api_keys[i].where.line);
+    v = realloc(r->api_keys, (r->napi_keys + 1) * sizeof(*v));
+    if (v == NULL)
+        return "out of memory";
+    r->api_keys = v;
+    k = &v[r->napi_keys];
+    memset(k, 0, sizeof(*k));
+    k->where = n->where;
+    k->name = strdup(n->args[0]);
+    if (k->name == NULL)
+        return "out of memory";
+    r->napi_keys++;
+    cx->block = k;
+    return NULL;
+}
+
+/* The key is the last one of its route (set_api_key appended it). */
+static void
+post_api_key(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj)
+{
+    mg_conf_api_key_t *k = obj;
+    const mg_conf_route_t *r = NULL;
+
+    for (size_t i = 0; i < cx->conf->nroutes && r == NULL; i++)
+        if (cx->conf->routes[i].napi_keys > 0 &&
+            &cx->conf->routes[i].api_keys[cx->conf->routes[i].napi_keys - 1] == k)
+            r = &cx->conf->routes[i];
+    if (!k->has_digest) {
+        /* a bad digest statement was already reported */
+        for (size_t i = 0; i < n->nchildren; i++)
+            if (strcmp(n->children[i].name, "digest") == 0)
+                return;
+        mg_conf_error(cx, &n->where,
+                      "api_key %s has no \"digest\" (mcpgate-token apikey prints one)",
+                      mg_conf_q(cx, k->name));
+        return;
+    }
+    if (k->subject == NULL && (k->subject = strdup(k->name)) == NULL)
+        mg_conf_error(cx, &n->where, "out of memory");
+    for (size_t i = 0; r != NULL && i + 1 < r->napi_keys; i++)
+        if (r->api_keys[i].has_digest &&
+            memcmp(r->api_keys[i].digest, k->digest, sizeof(k->digest)) == 0)
+            mg_conf_error(cx, &n->where, "api_key %s has the same digest as api_key %s (%s:%d)",
+                          mg_conf_q(cx, k->name), mg_conf_q(cx, r->api_keys[i].name),
+                          r->api_keys[i].where.file, r->api_keys[i].where.line);
+}
+
+static const char *
+set_api_key_digest(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                   const mg_conf_directive_t *d)
+{
+    mg_conf_api_key_t *k = obj;
+
+    if (mg_conf_parse_digest(n->args[0], k->digest) != 0)
+        return "invalid digest (expected \"sha256:\" and 64 hex digits, the SHA-256 of the key "
+               "as printed by mcpgate-token apikey; never the key itself)";
+    k->has_digest = true;
+    return NULL;
+}
+
+static const char *
+set_api_key_scopes(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                   const mg_conf_directive_t *d)
+{
+    mg_conf_api_key_t *k = obj;
+    const char *why = check_scopes(cx, n, 0);
+
+    if (why != NULL)
+        return why;
+    return strv_append(&k->scopes, &k->nscopes, n, 0, false);
+}
+
+static const char *
+set_api_key_header(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                   const mg_conf_directive_t *d)
+{
+    static const char *const reserved[] = {
+        "Authorization", "Proxy-Authorization", "Host", "Content-Type", "Content-Length",
+        "Transfer-Encoding", "Connection", "Origin", "Cookie", "Forwarded", "X-Request-Id",
+        "DPoP", "Accept", "Last-Event-ID", "TE", "Upgrade", "Expect", "Keep-Alive",
+    };
+    mg_conf_route_t *r = obj;
+    const char *name = n->args[0];
+
+    if (!valid_field_name(name))
+        return mg_conf_errf(cx, "invalid header name %s", mg_conf_q(cx, name));
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strcasecmp(name, reserved[i]) == 0)
+            return mg_conf_errf(cx, "header name %s is reserved", mg_conf_q(cx, name));
+    if (strncasecmp(name, "Mcp-", 4) == 0 || strncasecmp(name, "X-MCP-", 6) == 0 ||
+        strncasecmp(name, "X-Forwarded-", 12) == 0 || strncasecmp(name, "Access-Control-", 15) == 0)
+        return mg_conf_errf(cx, "header name %s is reserved", mg_conf_q(cx, name));
+    r->api_key_header = strdup(name);
+    return r->api_key_header == NULL ? "out of memory" : NULL;
+}
+
+/* After the whole file: api_key_header needs keys; require_tls refuses plain HTTP that
+ * leaves the host (listeners without plaintext_ok, fetched issuer URLs). */
+static void
+check_transport_and_keys(mg_conf_ctx_t *cx)
+{
+    const mg_conf_t *c = cx->conf;
+
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const mg_conf_route_t *r = &c->routes[i];
+        if (r->api_key_header != NULL && r->napi_keys == 0)
+            mg_conf_error(cx, &r->where, "route %s has \"api_key_header\" but no \"api_key\"",
+                          mg_conf_q(cx, r->path ? r->path : "?"));
+    }
+    if (!c->require_tls)
+        return;
+    for (size_t i = 0; i < c->nlistens; i++) {
+        const mg_conf_listen_t *l = &c->listens[i];
+        if (l->text != NULL && l->tls_certificate == NULL && !l->plaintext_ok &&
+            !mg_conf_addr_is_loopback((const struct sockaddr *)&l->addr))
+            mg_conf_error(cx, &l->where,
+                          "require_tls: listen %s is plain HTTP on a non-loopback address "
+                          "(add tls_certificate and tls_certificate_key, or \"plaintext_ok;\" "
+                          "in its block behind a TLS-terminating proxy)",
+                          mg_conf_q(cx, l->text));
+    }
+    for (size_t i = 0; i < c->nissuers; i++) {
+        const mg_conf_issuer_t *is = &c->issuers[i];
+        const char *u = is->jwks_uri != NULL ? is->jwks_uri : is->url;
+        if (u == NULL || (is->jwks_file != NULL && is->jwks_uri == NULL))
+            continue; /* a local key set: nothing is fetched */
+        if (strncmp(u, "http://", 7) == 0 && !mg_conf_url_is_loopback(u))
+            mg_conf_error(cx, &is->where,
+                          "require_tls: issuer %s: %s is plain http to a non-loopback host",
+                          mg_conf_q(cx, is->url ? is->url : "?"),
+                          is->jwks_uri != NULL ? "jwks_uri" : "discovery from the issuer URL");
+    }
+}
+
 /* --- the table ---------------------------------------------------------------------- */
 
 #define MS_MAX UINT32_MAX
@@ -1203,6 +1717,7 @@ check_default_route(mg_conf_ctx_t *cx)
 #define R MG_CTX_ROUTE
 #define L MG_CTX_LISTEN
 #define I MG_CTX_ISSUER
+#define X MG_CTX_REDIS
 #define TOPOFF(f) offsetof(mg_conf_t, f)
 
 /* clang-format off */
@@ -1213,7 +1728,7 @@ const mg_conf_directive_t mg_conf_directives[] = {
     {"listen", T, 1, 1, MG_DIR_BLOCK_OPT, L, set_listen, post_listen, 0, 0, 0},
     {"tls_certificate", L, 1, 1, MG_DIR_ONCE, 0, set_file, NULL,
      offsetof(mg_conf_listen_t, tls_certificate), 0, 0},
-    {"tls_certificate_key", L, 1, 1, MG_DIR_ONCE, 0, set_file, NULL,
+    {"tls_certificate_key", L, 1, 1, MG_DIR_ONCE, 0, set_secret_file, NULL,
      offsetof(mg_conf_listen_t, tls_certificate_key), 0, 0},
     {"admin_listen", T, 1, 1, MG_DIR_ONCE, 0, set_admin_listen, NULL, 0, 0, 0},
     {"route", T, 1, 1, MG_DIR_BLOCK, R, set_route, post_route, 0, 0, 0},
@@ -1255,6 +1770,15 @@ const mg_conf_directive_t mg_conf_directives[] = {
      offsetof(mg_conf_issuer_t, kid_refetch_cooldown), 1000, 24 * 3600 * 1000u},
     {"jwks_max_stale", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
      offsetof(mg_conf_issuer_t, jwks_max_stale), 0, 30 * 24 * 3600 * 1000u},
+    {"introspection_endpoint", I, 1, 1, MG_DIR_ONCE, 0, set_url, NULL,
+     offsetof(mg_conf_issuer_t, introspection_endpoint), 0, 0},
+    {"introspection_client_id", I, 1, 1, MG_DIR_ONCE, 0, set_text, NULL,
+     offsetof(mg_conf_issuer_t, introspection_client_id), 0, 0},
+    {"introspection_client_secret", I, 1, 1, MG_DIR_ONCE, 0, set_text, NULL,
+     offsetof(mg_conf_issuer_t, introspection_client_secret), 0, 0},
+    {"introspection_cache_ttl", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
+     offsetof(mg_conf_issuer_t, introspection_cache_ttl), 1000, 24 * 3600 * 1000u},
+    {"validation", I, 1, 1, MG_DIR_ONCE, 0, set_validation, NULL, 0, 0, 0},
     {"algorithms", I, 1, -1, MG_DIR_ONCE, 0, set_algorithms, NULL, 0, 0, 0},
     {"leeway", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL, offsetof(mg_conf_issuer_t, leeway),
      0, 5 * 60 * 1000},
@@ -1281,11 +1805,12 @@ const mg_conf_directive_t mg_conf_directives[] = {
     {"prompt", R, 2, -1, 0, 0, set_scope_rule, NULL, MG_RULE_PROMPT, 0, 0},
     {"resource_uri", R, 2, -1, 0, 0, set_scope_rule, NULL, MG_RULE_RESOURCE, 0, 0},
     {"allowed_origins", R, 1, -1, 0, 0, set_allowed_origins, NULL, 0, 0, 0},
+    {"cors_origins", R, 1, -1, 0, 0, set_allowed_origins, NULL, 0, 0, 0},
     {"server_name", R, 1, -1, 0, 0, set_server_name, NULL, 0, 0, 0},
     {"identity_headers", R, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
      offsetof(mg_conf_route_t, identity_headers), 0, 0},
     {"identity_header", R, 2, 2, 0, 0, set_identity_header, NULL, 0, 0, 0},
-    {"identity_signing_key", R, 1, 1, MG_DIR_ONCE, 0, set_file, NULL,
+    {"identity_signing_key", R, 1, 1, MG_DIR_ONCE, 0, set_secret_file, NULL,
      offsetof(mg_conf_route_t, identity_signing_key), 0, 0},
     {"upstream_authorization", R, 1, 1, MG_DIR_ONCE, 0, set_text, NULL,
      offsetof(mg_conf_route_t, upstream_authorization), 0, 0},
@@ -1294,6 +1819,29 @@ const mg_conf_directive_t mg_conf_directives[] = {
     {"trusted_proxy", T, 1, -1, 0, 0, set_trusted_proxy, NULL, 0, 0, 0},
     {"legacy_as_metadata", T, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
      TOPOFF(legacy_as_metadata), 0, 0},
+    {"redis", T, 1, 1, MG_DIR_ONCE | MG_DIR_BLOCK_OPT, X, set_redis, post_redis, 0, 0, 0},
+    {"password", X, 1, 1, MG_DIR_ONCE, 0, set_text, NULL, offsetof(mg_conf_redis_t, password),
+     0, 0},
+    {"user", X, 1, 1, MG_DIR_ONCE, 0, set_text, NULL, offsetof(mg_conf_redis_t, user), 0, 0},
+    {"database", X, 1, 1, MG_DIR_ONCE, 0, set_redis_database, NULL, 0, 0, 0},
+    {"timeout", X, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
+     offsetof(mg_conf_redis_t, rc.timeout_ms), 1, 10 * 1000},
+    {"on_failure", X, 1, 1, MG_DIR_ONCE, 0, set_redis_on_failure, NULL, 0, 0, 0},
+    {"rate_limit", R, 2, 4, 0, 0, set_rate_limit, NULL, 0, 0, 0},
+#define K MG_CTX_APIKEY
+    {"api_key", R, 1, 1, MG_DIR_BLOCK, K, set_api_key, post_api_key, 0, 0, 0},
+    {"digest", K, 1, 1, MG_DIR_ONCE, 0, set_api_key_digest, NULL, 0, 0, 0},
+    {"subject", K, 1, 1, MG_DIR_ONCE, 0, set_text, NULL,
+     offsetof(mg_conf_api_key_t, subject), 0, 0},
+    {"scopes", K, 1, -1, MG_DIR_ONCE, 0, set_api_key_scopes, NULL, 0, 0, 0},
+    {"api_key_header", R, 1, 1, MG_DIR_ONCE, 0, set_api_key_header, NULL, 0, 0, 0},
+#undef K
+    {"plaintext_ok", L, 0, 0, MG_DIR_ONCE, 0, set_flag, NULL,
+     offsetof(mg_conf_listen_t, plaintext_ok), 0, 0},
+    {"require_tls", T, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL, TOPOFF(require_tls), 0, 0},
+    {"hsts", T, 1, 1, MG_DIR_ONCE, 0, set_hsts, NULL, 0, 0, 0},
+    {"allow_loose_key_permissions", T, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
+     TOPOFF(allow_loose_key_permissions), 0, 0},
     /* DIRECTIVES END */
 };
 /* clang-format on */
@@ -1301,6 +1849,7 @@ const mg_conf_directive_t mg_conf_directives[] = {
 #undef R
 #undef L
 #undef I
+#undef X
 #undef TOPOFF
 #undef MS_MAX
 
@@ -1402,6 +1951,11 @@ mg_conf_interpret(mg_conf_ctx_t *cx, const mg_conf_nodes_t *top)
     mg_conf_t *c = cx->conf;
     mg_conf_where_t src = {c->source, 0};
 
+    /* Known before any key file is judged, wherever it is written. */
+    for (size_t i = 0; i < top->n; i++)
+        if (strcmp(top->v[i].name, "allow_loose_key_permissions") == 0 && top->v[i].nargs == 1 &&
+            strcmp(top->v[i].args[0], "on") == 0)
+            c->allow_loose_key_permissions = true;
     walk(cx, top->v, top->n, MG_CTX_TOP, c);
     if (c->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1415,4 +1969,12 @@ mg_conf_interpret(mg_conf_ctx_t *cx, const mg_conf_nodes_t *top)
         mg_conf_error(cx, &src, "no \"route\" directive (at least one is required)");
     resolve_route_issuers(cx);
     check_default_route(cx);
+    check_transport_and_keys(cx);
+    if (c->redis != NULL) {
+        /* mg_redis_conf_t borrows the strings the generation owns. */
+        c->redis->rc.host = c->redis->host;
+        c->redis->rc.unix_path = c->redis->unix_path;
+        c->redis->rc.user = c->redis->user;
+        c->redis->rc.password = c->redis->password;
+    }
 }

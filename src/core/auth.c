@@ -8,8 +8,11 @@
 #include <strings.h>
 
 #include "core_int.h"
+#include "introspect.h"
+#include "mcpgate/log.h"
 #include "mcpgate/metrics.h"
 #include "mcpgate/keys.h"
+#include "mcpgate/mcp.h"
 
 /* RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
 static bool
@@ -101,9 +104,183 @@ done:
     return r;
 }
 
-void
-mg_auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const mg_http_request_head_t *req,
-              int64_t now, mg_auth_result_t *out)
+/* <key> is one of <route>'s API keys: MG_AUTH_OK with its principal. False when not. */
+static bool
+api_key_ok(const mg_conf_route_t *route, const char *key, size_t len, mg_auth_result_t *out)
+{
+    const mg_conf_api_key_t *k = mg_mcp_api_key_find(route, key, len);
+
+    if (k == NULL)
+        return false;
+    out->claims = mg_mcp_api_key_claims(k);
+    out->api_key = true;
+    if (out->claims == NULL) {
+        out->outcome = MG_AUTH_UNAVAILABLE;
+        out->reason = MG_JWT_INTERNAL;
+        out->description = "out of memory";
+        return true;
+    }
+    out->outcome = MG_AUTH_OK;
+    return true;
+}
+
+static void
+api_key_unknown(mg_auth_result_t *out)
+{
+    out->outcome = MG_AUTH_INVALID;
+    out->reason = MG_JWT_MALFORMED;
+    out->code = "api_key_unknown";
+    out->description = "The API key is not valid for this resource.";
+}
+
+/* The route's api_key_header, when it has one and the request carries it: the key is
+ * checked here and nothing else (a second credential in Authorization is refused, RFC
+ * 6750 section 2: one method per request). False when the header is absent. */
+static bool
+header_key(const mg_conf_route_t *route, const mg_http_request_head_t *req,
+           mg_auth_result_t *out)
+{
+    const mg_http_header_t *h = NULL;
+    size_t n = 0, nl = route->api_key_header ? strlen(route->api_key_header) : 0;
+    size_t s = 0, e;
+
+    for (size_t i = 0; nl > 0 && i < req->nheaders; i++) {
+        if (req->headers[i].name_len == nl &&
+            strncasecmp(req->headers[i].name, route->api_key_header, nl) == 0) {
+            h = &req->headers[i];
+            n++;
+        }
+    }
+    if (h == NULL)
+        return false;
+    e = h->value_len;
+    while (s < e && (h->value[s] == ' ' || h->value[s] == '\t'))
+        s++;
+    while (e > s && (h->value[e - 1] == ' ' || h->value[e - 1] == '\t'))
+        e--;
+    if (n > 1 || e == s || mg_http_find_header(req->headers, req->nheaders, "authorization")) {
+        out->outcome = MG_AUTH_BAD_REQUEST;
+        out->description = n > 1 || e == s ? "malformed API key header"
+                                           : "more than one credential in the request";
+        return true;
+    }
+    if (!api_key_ok(route, h->value + s, e - s, out))
+        api_key_unknown(out);
+    return true;
+}
+
+/* A compact JWS: three non-empty base64url segments (RFC 7515 section 7.1). */
+static bool
+is_compact_jws(const char *s, size_t len)
+{
+    size_t dots = 0, seg = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '.') {
+            if (seg == 0)
+                return false;
+            dots++;
+            seg = 0;
+        } else if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                   (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
+            seg++;
+        } else {
+            return false;
+        }
+    }
+    return dots == 2 && seg > 0;
+}
+
+/* Which of the route's issuers introspects this token (docs/keys.md): -1 for none (the token
+ * goes the JWT way). An opaque token goes to the first issuer with introspection credentials
+ * and validation auto|introspection; a JWS to an issuer with `validation introspection;` that
+ * its unverified iss names (or the route's only issuer). */
+static long
+introspecting_issuer(mg_gen_t *gen, size_t route_idx, const char *tok, size_t toklen)
+{
+    const mg_conf_route_t *route = &gen->conf->routes[route_idx];
+    const mg_conf_issuer_t *ci;
+    char *kid = NULL, *iss = NULL;
+    long pick = -1;
+
+    if (!is_compact_jws(tok, toklen)) {
+        for (size_t k = 0; k < route->nissuers && pick < 0; k++) {
+            ci = &gen->conf->issuers[route->issuers[k]];
+            if (ci->introspection_client_id != NULL && ci->validation != MG_VALIDATION_JWT)
+                pick = (long)k;
+        }
+        return pick;
+    }
+    if (mg_jwt_peek_header(tok, toklen, &kid, &iss) == MG_JWT_OK) {
+        for (size_t k = 0; k < route->nissuers && pick < 0; k++) {
+            ci = &gen->conf->issuers[route->issuers[k]];
+            if (ci->validation == MG_VALIDATION_INTROSPECTION && strcmp(ci->url, iss) == 0)
+                pick = (long)k;
+        }
+    }
+    if (pick < 0 && route->nissuers == 1 &&
+        gen->conf->issuers[route->issuers[0]].validation == MG_VALIDATION_INTROSPECTION)
+        pick = 0;
+    free(kid);
+    free(iss);
+    return pick;
+}
+
+/* The token goes to an introspection endpoint: true with *out final or MG_AUTH_PENDING;
+ * false when the token is to be verified as a JWT. */
+static bool
+introspect(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const char *tok, size_t toklen,
+           int64_t now, mg_auth_result_t *out, mg_auth_cb cb, void *arg, mg_auth_wait_t **wait)
+{
+    const mg_conf_route_t *route = &gen->conf->routes[route_idx];
+    long k = introspecting_issuer(gen, route_idx, tok, toklen);
+    const mg_conf_issuer_t *ci;
+    mg_introspect_req_t r;
+    char *found = NULL;
+
+    if (k < 0)
+        return false;
+    ci = &gen->conf->issuers[route->issuers[k]];
+    memset(&r, 0, sizeof(r));
+    r.serial = gen->serial;
+    r.ci = ci;
+    r.is = gen->route_issuers[route_idx][k];
+    r.resource = route->resource;
+    r.token = tok;
+    r.token_len = toklen;
+    r.now = now;
+    r.endpoint = ci->introspection_endpoint;
+    if (r.endpoint == NULL)
+        r.endpoint = found = mg_keys_introspection_endpoint(gen->keys, r.is);
+    if (r.endpoint == NULL) {
+        /* Discovery has not succeeded (yet), or the metadata names no endpoint. */
+        mg_log_debug("issuer %s: no introspection endpoint known", ci->url);
+        out->outcome = MG_AUTH_UNAVAILABLE;
+        out->reason = MG_JWT_INTERNAL;
+        out->code = "no_introspection_endpoint";
+        out->description = "the gateway cannot check this access token now";
+        out->retry_after = MG_INTROSPECT_RETRY_AFTER;
+        return true;
+    }
+    if (w->introspect == NULL)
+        w->introspect = mg_introspect_new(w->base, w->dns);
+    if (w->introspect == NULL) {
+        free(found);
+        out->outcome = MG_AUTH_UNAVAILABLE;
+        out->reason = MG_JWT_INTERNAL;
+        out->description = "out of memory";
+        return true;
+    }
+    if (!mg_introspect_check(w->introspect, &r, out, cb, arg, wait))
+        out->outcome = MG_AUTH_PENDING;
+    free(found);
+    return true;
+}
+
+static void
+auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const mg_http_request_head_t *req,
+           int64_t now, mg_auth_result_t *out, mg_auth_cb cb, void *arg, mg_auth_wait_t **wait)
 {
     const mg_conf_route_t *route = &gen->conf->routes[route_idx];
     mg_jwt_issuer_t *const *issuers = gen->route_issuers[route_idx];
@@ -115,6 +292,8 @@ mg_auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const mg_http_req
     mg_jwt_reason_t reason;
 
     memset(out, 0, sizeof(*out));
+    if (header_key(route, req, out))
+        return;
     h = mg_http_find_header(req->headers, req->nheaders, "authorization");
     if (h == NULL) {
         out->outcome = MG_AUTH_NO_TOKEN;
@@ -139,6 +318,17 @@ mg_auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const mg_http_req
         out->description = "malformed bearer token";
         return;
     }
+    /* API keys first (a digest and a few compares), then, on a route that also trusts
+     * issuers, the same value as an access token. */
+    if (api_key_ok(route, tok, toklen, out))
+        return;
+    if (route->nissuers == 0 || issuers == NULL) {
+        api_key_unknown(out);
+        return;
+    }
+    /* RFC 7662: opaque tokens, or every token of an issuer that says so (SPEC I-01). */
+    if (wait != NULL && introspect(w, gen, route_idx, tok, toklen, now, out, cb, arg, wait))
+        return;
     if (no_keys(issuers, route->nissuers)) {
         out->outcome = MG_AUTH_UNAVAILABLE;
         out->description = "the gateway has no keys to verify access tokens";
@@ -184,6 +374,31 @@ mg_auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const mg_http_req
     out->claims = NULL;
     out->outcome = reason == MG_JWT_INTERNAL ? MG_AUTH_UNAVAILABLE : MG_AUTH_INVALID;
     out->description = mg_jwt_reason_description(reason);
+    /* Not even shaped like a JWS on a route with keys: call it what it most likely is. */
+    if (reason == MG_JWT_MALFORMED && route->napi_keys > 0 && memchr(tok, '.', toklen) == NULL)
+        api_key_unknown(out);
+}
+
+void
+mg_auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const mg_http_request_head_t *req,
+              int64_t now, mg_auth_result_t *out)
+{
+    auth_check(w, gen, route_idx, req, now, out, NULL, NULL, NULL);
+}
+
+void
+mg_auth_check_async(mg_worker_t *w, mg_gen_t *gen, size_t route_idx,
+                    const mg_http_request_head_t *req, int64_t now, mg_auth_result_t *out,
+                    mg_auth_cb cb, void *arg, mg_auth_wait_t **wait)
+{
+    *wait = NULL;
+    auth_check(w, gen, route_idx, req, now, out, cb, arg, wait);
+}
+
+void
+mg_auth_cancel(mg_auth_wait_t *wait)
+{
+    mg_introspect_cancel(wait);
 }
 
 const char *

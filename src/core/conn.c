@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -36,6 +37,8 @@
 #include "mcpgate/identity.h"
 #include "mcpgate/log.h"
 #include "mcpgate/mcp.h"
+#include "mcpgate/ratelimit.h"
+#include "mcpgate/redis.h"
 #include "mcpgate/session.h"
 #include "mcpgate/sse.h"
 #include "mcpgate/metrics.h"
@@ -56,14 +59,15 @@ typedef enum mg_conn_state {
     MG_CONN_SEND_UPSTREAM,
     MG_CONN_WAIT_RESPONSE,
     MG_CONN_RELAY_BODY,
-    MG_CONN_CLOSING,
+    MG_CONN_WAIT_STORE, /* a session store or rate-limit answer is awaited (c->pending) */
+    MG_CONN_CLOSING,    /* reply_begin() relies on CLOSING and DEAD being last */
     MG_CONN_DEAD,
 } mg_conn_state_t;
 
 #ifdef MG_TRACE_STATES
 static const char *const state_names[] = {
     "READ_HEAD",     "READ_BODY",  "CONNECT_UPSTREAM", "SEND_UPSTREAM",
-    "WAIT_RESPONSE", "RELAY_BODY", "CLOSING",          "DEAD",
+    "WAIT_RESPONSE", "RELAY_BODY", "WAIT_STORE",       "CLOSING", "DEAD",
 };
 #endif
 
@@ -108,6 +112,8 @@ struct mg_conn {
     const mg_conf_route_t *route;
     size_t route_idx;
     mg_jwt_claims_t *claims; /* the caller's verified token on a protected route */
+    mg_auth_wait_t *auth_wait;    /* the token is being introspected: nothing else happens */
+    mg_auth_result_t *auth_given; /* inside auth_done_cb only: the finished check */
 
     /* The MCP front door on a protected route (docs/mcp.md). */
     mg_rpc_body_t *rpc;         /* the parsed POST body */
@@ -118,6 +124,10 @@ struct mg_conn {
     char *session_id;           /* the request's Mcp-Session-Id (legacy era), or NULL */
     const char *version;        /* the protocol version the request is handled under */
     bool is_initialize;         /* legacy initialize: bind the session the upstream returns */
+    struct mg_pending *pending; /* WAIT_STORE: the store/limiter call in flight (admit, session
+                                   check, session bind) */
+    uint8_t rl_line[MG_RL_MAX_KEYS]; /* key i is route->rate_limits[rl_line[i]] */
+    uint8_t rl_n;
     struct evbuffer *body;
     bool body_chunked;
     bool body_done;
@@ -146,7 +156,9 @@ struct mg_conn {
 };
 
 static void conn_mark_dead(mg_conn_t *c);
+static void pending_cancel(mg_conn_t *c);
 static void on_client_input(mg_conn_t *c);
+static void after_auth(mg_conn_t *c);
 static void start_upstream(mg_conn_t *c);
 static void send_upstream(mg_conn_t *c);
 static bool header_is(const mg_http_header_t *h, const char *name);
@@ -185,6 +197,8 @@ set_state(mg_conn_t *c, mg_conn_state_t s)
     if (c->state == MG_CONN_DEAD)
         return;
     mg_conn_state_t old = c->state;
+    if (old == MG_CONN_WAIT_STORE && s != MG_CONN_WAIT_STORE)
+        pending_cancel(c); /* left without the answer (timeout, close): it will find nobody */
     c->state = s;
 #ifdef MG_TRACE_STATES
     mg_log_debug("%s: %s -> %s", c->client_ip, state_names[old], state_names[s]);
@@ -210,6 +224,8 @@ set_state(mg_conn_t *c, mg_conn_state_t s)
         if (c->sse && c->out_chunked && conf->sse_keepalive > 0)
             arm(c->ka, conf->sse_keepalive);
         break;
+    case MG_CONN_WAIT_STORE:
+        break; /* the running deadline continues; Redis answers within its own timeout */
     case MG_CONN_CLOSING:
         arm(c->tmo, MG_CLOSING_MS);
         event_del(c->ka);
@@ -409,10 +425,24 @@ reply_end(mg_conn_t *c, char *out, size_t len)
     request_done(c);
 }
 
+/* Strict-Transport-Security on every response of a TLS listener (RFC 6797 section 7.2:
+ * never over plain HTTP, where a client must ignore it anyway); "" otherwise. */
+static const char *
+hsts_line(const mg_conn_t *c, char *buf, size_t len)
+{
+    uint32_t age = c->gen ? c->gen->conf->hsts_max_age : 0;
+
+    if (!c->tls || age == 0)
+        return "";
+    snprintf(buf, len, "Strict-Transport-Security: max-age=%u\r\n", (unsigned)age);
+    return buf;
+}
+
 /* A reply the gateway writes itself (see reply.c for the body). */
 static void
 send_error(mg_conn_t *c, int status, const char *msg, const char *extra)
 {
+    char hsts[64];
     char *out, *hdrs = NULL;
     size_t len = 0;
     const char *b = NULL;
@@ -430,8 +460,8 @@ send_error(mg_conn_t *c, int status, const char *msg, const char *extra)
                                   status == 504 ? "timeout" : "bad_gateway");
     /* Every reply carries the request id, also those the gateway writes, and
      * the CORS headers a browser client needs to read it (SPEC C-15). */
-    if (asprintf(&hdrs, "X-Request-Id: %s\r\n%s%s", c->request_id, c->cors ? c->cors : "",
-                 extra ? extra : "") < 0)
+    if (asprintf(&hdrs, "X-Request-Id: %s\r\n%s%s%s", c->request_id, c->cors ? c->cors : "",
+                 hsts_line(c, hsts, sizeof(hsts)), extra ? extra : "") < 0)
         hdrs = NULL;
     out = mg_reply_error_response(status, msg, b, blen, c->request_id[0] ? c->request_id : NULL,
                                   !c->keep_alive, hdrs ? hdrs : extra, &len);
@@ -444,6 +474,7 @@ send_error(mg_conn_t *c, int status, const char *msg, const char *extra)
 static void
 send_mcp_reply(mg_conn_t *c, mg_mcp_reply_t *r)
 {
+    char hsts[64];
     char *hdrs = NULL, *out = NULL;
     size_t len = 0;
 
@@ -451,8 +482,8 @@ send_mcp_reply(mg_conn_t *c, mg_mcp_reply_t *r)
         mg_mcp_reply_clear(r);
         return;
     }
-    if (asprintf(&hdrs, "%sX-Request-Id: %s\r\n%s", r->headers ? r->headers : "",
-                 c->request_id, c->cors ? c->cors : "") >= 0) {
+    if (asprintf(&hdrs, "%sX-Request-Id: %s\r\n%s%s", r->headers ? r->headers : "",
+                 c->request_id, c->cors ? c->cors : "", hsts_line(c, hsts, sizeof(hsts))) >= 0) {
         free(r->headers);
         r->headers = hdrs;
     }
@@ -524,9 +555,12 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 
+static void auth_done_cb(void *arg, mg_auth_result_t *res);
+
 /* A protected route: every request (POST, GET and DELETE alike) carries a
  * valid access token, checked before the body is read or anything is sent
- * upstream (SPEC T-02, T-03). False when a refusal was sent. */
+ * upstream (SPEC T-02, T-03). False when a refusal was sent, or while an
+ * opaque token is introspected (c->auth_wait set; auth_done_cb goes on). */
 static bool
 authenticate(mg_conn_t *c)
 {
@@ -545,14 +579,25 @@ authenticate(mg_conn_t *c)
         send_mcp_reply(c, &rep);
         return false;
     }
-    mg_auth_check(c->w, c->gen, c->route_idx, &c->req, (int64_t)time(NULL), &r);
+    if (c->auth_given != NULL) {
+        /* The introspection finished (auth_done_cb): take its result. */
+        r = *c->auth_given;
+        c->auth_given->claims = NULL;
+        c->auth_given = NULL;
+    } else {
+        mg_auth_check_async(c->w, c->gen, c->route_idx, &c->req, (int64_t)time(NULL), &r,
+                            auth_done_cb, c, &c->auth_wait);
+        if (r.outcome == MG_AUTH_PENDING)
+            return false; /* auth_done_cb continues; the input stays buffered meanwhile */
+    }
     if (r.outcome == MG_AUTH_OK) {
         c->claims = r.claims;
         mg_metrics_auth(c->w->metrics, c->route->path, MG_METRICS_ALLOW, "ok");
         return true;
     }
     c->decision = r.outcome == MG_AUTH_UNAVAILABLE ? MG_AUDIT_ERROR : MG_AUDIT_DENY;
-    c->reason = r.outcome == MG_AUTH_INVALID       ? mg_jwt_reason_code(r.reason)
+    c->reason = r.code != NULL                     ? r.code
+                : r.outcome == MG_AUTH_INVALID     ? mg_jwt_reason_code(r.reason)
                 : r.outcome == MG_AUTH_NO_TOKEN    ? "no_token"
                 : r.outcome == MG_AUTH_BAD_REQUEST ? "bad_authorization"
                                                    : "no_keys";
@@ -560,7 +605,10 @@ authenticate(mg_conn_t *c)
                     r.outcome == MG_AUTH_UNAVAILABLE ? MG_METRICS_ERROR : MG_METRICS_DENY,
                     c->reason);
     if (r.outcome == MG_AUTH_INVALID)
-        mg_log_info("%s: access token refused on %s: %s", c->client_ip, c->route->path,
+        mg_log_info("%s: %s refused on %s: %s", c->client_ip,
+                    r.code != NULL && strncmp(r.code, "api_key", 7) == 0 ? "API key"
+                                                                         : "access token",
+                    c->route->path,
                     c->reason);
     switch (r.outcome) {
     case MG_AUTH_NO_TOKEN:
@@ -586,6 +634,314 @@ authenticate(mg_conn_t *c)
     }
     send_mcp_reply(c, &rep);
     return false;
+}
+
+/* ---- rate limits (docs/redis.md): checked last, right before the request goes upstream ---- */
+
+/* A store or limiter call in flight for a connection in WAIT_STORE. The callback
+ * owns (and frees) the handle; the connection drops its pointer when it leaves
+ * WAIT_STORE any other way (closed, timed out), so a late answer finds c NULL
+ * and touches nothing. Answers given inside the call (memory store) work too. */
+typedef struct mg_pending {
+    mg_conn_t *c;
+} mg_pending_t;
+
+static mg_pending_t *
+pending_begin(mg_conn_t *c)
+{
+    mg_pending_t *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    set_state(c, MG_CONN_WAIT_STORE);
+    p->c = c;
+    c->pending = p;
+    return p;
+}
+
+/* In the callback: the connection, or NULL when it went away meanwhile. */
+static mg_conn_t *
+pending_end(mg_pending_t *p)
+{
+    mg_conn_t *c = p->c;
+
+    free(p);
+    if (c != NULL)
+        c->pending = NULL;
+    return c;
+}
+
+static void
+pending_cancel(mg_conn_t *c)
+{
+    if (c->pending != NULL) {
+        c->pending->c = NULL;
+        c->pending = NULL;
+    }
+}
+
+static const char *const rl_kind_names[] = {"subject", "client", "route", "tool"};
+
+/* The keys of the route's limits that apply to this request, in c->rl_line[] the
+ * rate_limit line of each; ids[] are malloc'd (the caller frees them). Returns
+ * the number of keys, or -1 on OOM, -2 when a batch needs more than
+ * MG_RL_MAX_KEYS buckets. */
+static int
+rl_keys(mg_conn_t *c, mg_rl_key_t *keys, char **ids)
+{
+    const mg_conf_route_t *r = c->route;
+    const mg_jwt_claims_t *cl = c->claims;
+    const char *iss = cl && cl->iss ? cl->iss : "", *sub = cl && cl->sub ? cl->sub : "";
+    int n = 0;
+
+    for (size_t i = 0; i < r->nrate_limits; i++) {
+        const mg_conf_rate_limit_t *l = &r->rate_limits[i];
+        char *id = NULL;
+        int rc = 0;
+
+        if (l->kind == MG_CONF_RL_TOOL) {
+            /* Tool names are known where the front door parsed the body. One bucket per
+             * distinct tool of the request (a legacy batch may call several). */
+            for (size_t m = 0; c->rpc != NULL && cl != NULL && m < c->rpc->n; m++) {
+                const mg_rpc_msg_t *msg = &c->rpc->msgs[m];
+                bool seen = false;
+                if (msg->method == NULL || strcmp(msg->method, "tools/call") != 0 ||
+                    msg->target == NULL || fnmatch(l->glob, msg->target, 0) != 0)
+                    continue;
+                for (size_t k = 0; k < m && !seen; k++)
+                    seen = c->rpc->msgs[k].method && c->rpc->msgs[k].target &&
+                           strcmp(c->rpc->msgs[k].method, "tools/call") == 0 &&
+                           strcmp(c->rpc->msgs[k].target, msg->target) == 0;
+                if (seen)
+                    continue;
+                if (n >= MG_RL_MAX_KEYS)
+                    return -2;
+                if (asprintf(&ids[n], "%s\n%s\n%s\n%s", l->glob, msg->target, iss, sub) < 0) {
+                    ids[n] = NULL;
+                    return -1;
+                }
+                keys[n] = (mg_rl_key_t){rl_kind_names[l->kind], ids[n], l->interval_us, l->burst};
+                c->rl_line[n++] = (uint8_t)i;
+            }
+            continue;
+        }
+        if (n >= MG_RL_MAX_KEYS)
+            return -2;
+        switch (l->kind) {
+        case MG_CONF_RL_SUBJECT:
+            /* Unprotected route: nobody is authenticated, the client address stands in. */
+            rc = cl ? asprintf(&id, "%s\n%s", iss, sub) : asprintf(&id, "addr\n%s", c->client_ip);
+            break;
+        case MG_CONF_RL_CLIENT:
+            /* A token without client_id/azp shares one bucket per issuer: a limit that
+             * cannot be keyed is never skipped. */
+            rc = cl ? asprintf(&id, "%s\n%s", iss, cl->client_id ? cl->client_id : "")
+                    : asprintf(&id, "addr\n%s", c->client_ip);
+            break;
+        default:
+            id = strdup("");
+            break;
+        }
+        if (rc < 0 || id == NULL)
+            return -1;
+        ids[n] = id;
+        keys[n] = (mg_rl_key_t){rl_kind_names[l->kind], ids[n], l->interval_us, l->burst};
+        c->rl_line[n++] = (uint8_t)i;
+    }
+    return n;
+}
+
+/* A policy name: the rate_limit line as written, as a structured-field string. */
+static void
+rl_policy_name(struct evbuffer *b, const mg_conf_rate_limit_t *l)
+{
+    static const char *const per[] = {"second", "minute", "hour"};
+    const char *p = l->period_s == 1 ? per[0] : l->period_s == 60 ? per[1] : per[2];
+
+    evbuffer_add(b, "\"", 1);
+    if (l->kind == MG_CONF_RL_TOOL && strcmp(l->glob, "*") != 0) {
+        evbuffer_add_printf(b, "tool:");
+        for (const unsigned char *s = (const unsigned char *)l->glob; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                evbuffer_add(b, "\\", 1);
+            evbuffer_add_printf(b, "%c", *s >= 0x20 && *s < 0x7f ? *s : '?');
+        }
+    } else {
+        evbuffer_add_printf(b, "%s", rl_kind_names[l->kind]);
+    }
+    evbuffer_add_printf(b, " %u/%s", l->count, p);
+    if (l->burst != l->count)
+        evbuffer_add_printf(b, " burst %u", l->burst);
+    evbuffer_add(b, "\"", 1);
+}
+
+/* Retry-After, RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers,
+ * structured fields) for a refusal. Malloc'd header lines, or NULL. */
+static char *
+rl_headers(mg_conn_t *c, size_t n, const mg_rl_result_t *res)
+{
+    struct evbuffer *b = evbuffer_new();
+    uint64_t retry_s = (res->retry_after_ms + 999) / 1000;
+    bool listed[MG_CONF_MAX_RATE_LIMITS] = {false};
+    bool first = true;
+    char *out = NULL;
+    size_t len;
+
+    if (b == NULL)
+        return NULL;
+    if (retry_s == 0)
+        retry_s = 1;
+    evbuffer_add_printf(b, "Retry-After: %llu\r\n", (unsigned long long)retry_s);
+    if (res->decision == MG_RL_LIMITED && res->index >= 0 && (size_t)res->index < n) {
+        const mg_conf_rate_limit_t *worst = &c->route->rate_limits[c->rl_line[res->index]];
+        evbuffer_add_printf(b, "RateLimit-Policy: ");
+        for (size_t i = 0; i < n; i++) {
+            const mg_conf_rate_limit_t *l = &c->route->rate_limits[c->rl_line[i]];
+            if (listed[c->rl_line[i]])
+                continue;
+            listed[c->rl_line[i]] = true;
+            if (!first)
+                evbuffer_add(b, ", ", 2);
+            first = false;
+            rl_policy_name(b, l);
+            evbuffer_add_printf(b, ";q=%u;w=%u", l->count, l->period_s);
+        }
+        evbuffer_add_printf(b, "\r\nRateLimit: ");
+        rl_policy_name(b, worst);
+        evbuffer_add_printf(b, ";r=%u;t=%llu\r\n", res->remaining, (unsigned long long)retry_s);
+    }
+    len = evbuffer_get_length(b);
+    out = malloc(len + 1);
+    if (out != NULL) {
+        evbuffer_remove(b, out, len);
+        out[len] = '\0';
+    }
+    evbuffer_free(b);
+    return out;
+}
+
+static const char *
+rl_policy_label(mg_redis_on_failure_t p)
+{
+    return p == MG_REDIS_FAIL_DENY ? "deny" : p == MG_REDIS_FAIL_ALLOW ? "allow" : "local";
+}
+
+static const char *
+rl_redis_err_label(mg_redis_err_t e)
+{
+    switch (e) {
+    case MG_REDIS_E_NOT_READY:
+        return "not_ready";
+    case MG_REDIS_E_TIMEOUT:
+        return "timeout";
+    case MG_REDIS_E_DISCONNECTED:
+        return "disconnected";
+    case MG_REDIS_E_NOMEM:
+        return "nomem";
+    default:
+        return "reply";
+    }
+}
+
+/* The limiter's answer: forward, 429, or 503. */
+static void
+rl_decided(mg_conn_t *c, size_t n, const mg_rl_result_t *res)
+{
+    char *hdrs;
+    const char *kind = "unknown";
+
+    if (res->index >= 0 && (size_t)res->index < n)
+        kind = rl_kind_names[c->route->rate_limits[c->rl_line[res->index]].kind];
+    if (c->w->rl != NULL && res->source != MG_RL_SRC_REDIS && res->redis_err != MG_REDIS_OK &&
+        res->redis_err != MG_REDIS_E_CLOSED) {
+        mg_metrics_redis_error(c->w->metrics, rl_redis_err_label(res->redis_err));
+        mg_metrics_ratelimit_fallback(c->w->metrics,
+                                      rl_policy_label(mg_redis_conf(c->w->redis)->on_failure));
+    }
+    switch (res->decision) {
+    case MG_RL_ALLOWED:
+        start_upstream(c);
+        return;
+    case MG_RL_LIMITED:
+        c->decision = MG_AUDIT_DENY;
+        c->reason = "rate_limited";
+        mg_metrics_rate_limited(c->w->metrics, c->route->path, kind);
+        hdrs = rl_headers(c, n, res);
+        send_error(c, 429, "rate limit exceeded", hdrs ? hdrs : "Retry-After: 1\r\n");
+        free(hdrs);
+        return;
+    case MG_RL_UNAVAILABLE:
+        /* on_failure deny: Redis could not decide. */
+        c->decision = MG_AUDIT_ERROR;
+        c->reason = "rate_limit_unavailable";
+        hdrs = rl_headers(c, n, res);
+        send_error(c, 503, "rate limit store unavailable", hdrs ? hdrs : "Retry-After: 1\r\n");
+        free(hdrs);
+        return;
+    default:
+        send_error(c, 500, "invalid rate limit", NULL);
+        return;
+    }
+}
+
+static void
+rl_checked_cb(void *arg, const mg_rl_result_t *res)
+{
+    mg_conn_t *c = pending_end(arg);
+
+    if (c == NULL)
+        return; /* the connection went away while Redis was deciding */
+    rl_decided(c, c->rl_n, res);
+}
+
+/* Every check passed: apply the route's rate limits, then go upstream. All the
+ * limits of a request are checked in one call, all or nothing. */
+static void
+admit(mg_conn_t *c)
+{
+    mg_rl_key_t keys[MG_RL_MAX_KEYS];
+    char *ids[MG_RL_MAX_KEYS] = {NULL};
+    mg_rl_result_t res;
+    mg_pending_t *p;
+    int n;
+
+    if (c->route->nrate_limits == 0) {
+        start_upstream(c);
+        return;
+    }
+    n = rl_keys(c, keys, ids);
+    if (n <= 0) {
+        for (int i = 0; i < MG_RL_MAX_KEYS; i++)
+            free(ids[i]);
+        if (n == 0)
+            start_upstream(c);
+        else if (n == -2)
+            send_error(c, 400, "too many rate-limited tool calls in one batch", NULL);
+        else
+            send_error(c, 500, "out of memory", NULL);
+        return;
+    }
+    c->rl_n = (uint8_t)n;
+    if (c->w->rl == NULL) {
+        /* No redis block: the process-wide in-process limiter, synchronously. */
+        mg_rl_local_check(c->w->rl_local, c->route->path, keys, (size_t)n, &res);
+        for (int i = 0; i < n; i++)
+            free(ids[i]);
+        rl_decided(c, (size_t)n, &res);
+        return;
+    }
+    p = pending_begin(c);
+    if (p == NULL || mg_ratelimit_check(c->w->rl, c->route->path, keys, (size_t)n,
+                                        rl_checked_cb, p) != 0) {
+        if (p != NULL)
+            pending_end(p);
+        for (int i = 0; i < n; i++)
+            free(ids[i]);
+        send_error(c, 500, "rate limit check failed", NULL);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        free(ids[i]); /* the limiter copied the keys */
 }
 
 /* ---- the MCP front door on a protected route (src/mcp, docs/mcp.md) ---- */
@@ -651,7 +1007,10 @@ static void front_after_session(mg_conn_t *c, mg_session_result_t res, const cha
 static void
 session_checked_cb(void *arg, mg_session_result_t res, const char *version)
 {
-    front_after_session(arg, res, version);
+    mg_conn_t *c = pending_end(arg);
+
+    if (c != NULL)
+        front_after_session(c, res, version);
 }
 
 /* After the token: what the request asks for must be allowed to this caller.
@@ -664,10 +1023,16 @@ front_request(mg_conn_t *c)
         return;
     if (c->session_id != NULL) {
         /* Sessions are bound to the caller (SPEC SS-03): someone else's id is
-         * answered like an unknown one, and nothing is forwarded. */
+         * answered like an unknown one, and nothing is forwarded. A Redis store
+         * answers later: the connection waits in WAIT_STORE. */
+        mg_pending_t *p = pending_begin(c);
+        if (p == NULL) {
+            send_error(c, 500, "out of memory", NULL);
+            return;
+        }
         mg_session_check(c->w->sessions, c->session_id, strlen(c->session_id), c->claims->iss,
                          c->claims->sub, c->route->session_ttl,
-                         (uint64_t)time(NULL) * 1000, session_checked_cb, c);
+                         (uint64_t)time(NULL) * 1000, session_checked_cb, p);
         return;
     }
     front_after_session(c, MG_SESSION_OWNED, NULL);
@@ -706,7 +1071,7 @@ front_after_session(mg_conn_t *c, mg_session_result_t res, const char *version)
             mg_scope_set_clear(&need);
             return;
         }
-        start_upstream(c);
+        admit(c);
         return;
     }
 
@@ -753,7 +1118,7 @@ front_after_session(mg_conn_t *c, mg_session_result_t res, const char *version)
             return;
         }
     }
-    start_upstream(c);
+    admit(c);
 }
 
 /* A POST body is in: parse it before anything else is decided. */
@@ -797,7 +1162,7 @@ static void
 request_ready(mg_conn_t *c)
 {
     if (c->claims == NULL) {
-        start_upstream(c);
+        admit(c); /* unprotected: route limits, and subject/client ones per client address */
         return;
     }
     if (c->req.method == MG_HTTP_POST)
@@ -931,6 +1296,9 @@ on_head(mg_conn_t *c)
         mg_mcp_reply_t rep = {0};
         if (mg_http_find_header(c->req.headers, c->req.nheaders, "Origin") != NULL) {
             mg_mcp_preflight(c->route, &c->req, &rep);
+            /* the preflight has its own Access-Control-Allow-Origin: one only */
+            free(c->cors);
+            c->cors = NULL;
         } else {
             rep.status = 204;
             rep.headers = strdup("Allow: GET, POST, DELETE, OPTIONS\r\n");
@@ -954,8 +1322,17 @@ on_head(mg_conn_t *c)
             return;
         }
     }
-    if (c->route->nissuers > 0 && !authenticate(c))
+    if ((c->route->nissuers > 0 || c->route->napi_keys > 0) && !authenticate(c))
         return;
+    after_auth(c);
+}
+
+/* The credentials passed (or the route needs none): read the body, then decide. */
+static void
+after_auth(mg_conn_t *c)
+{
+    const mg_conf_t *conf = conf_of(c);
+
     if (c->req.chunked) {
         c->body_chunked = true;
         mg_chunked_init(&c->req_dec, conf->max_body_size);
@@ -977,6 +1354,20 @@ on_head(mg_conn_t *c)
     }
     set_state(c, MG_CONN_READ_BODY);
     on_client_input(c);
+}
+
+/* An introspection finished (from the worker's loop; the connection is alive: a dying one
+ * cancels its check first): go on where authenticate() returning true goes on. */
+static void
+auth_done_cb(void *arg, mg_auth_result_t *res)
+{
+    mg_conn_t *c = arg;
+
+    c->auth_wait = NULL;
+    c->auth_given = res;
+    bufferevent_enable(c->bev, EV_READ); /* on_client_input may have paused it */
+    if (authenticate(c))
+        after_auth(c);
 }
 
 static void
@@ -1033,6 +1424,14 @@ on_client_input(mg_conn_t *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
 
+    if (c->auth_wait != NULL) {
+        /* The token is being introspected: the body (or a pipelined request) waits in
+         * the buffer, bounded; reading goes on otherwise so that a hang-up is seen. */
+        if (evbuffer_get_length(in) > conf_of(c)->max_header_size + conf_of(c)->max_body_size)
+            bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+
     switch (c->state) {
     case MG_CONN_READ_HEAD:
         on_head(c);
@@ -1061,6 +1460,19 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     mg_conn_t *c = arg;
 
+    if (c->auth_wait != NULL) {
+        /* client_timeout ran out while the authorization server was being asked: its
+         * problem, not the client's (SPEC C-14). */
+        mg_auth_cancel(c->auth_wait);
+        c->auth_wait = NULL;
+        c->decision = MG_AUDIT_ERROR;
+        c->reason = "introspection_timeout";
+        mg_metrics_auth(c->w->metrics, c->route->path, MG_METRICS_ERROR, c->reason);
+        send_error(c, 503, "the authorization server did not answer in time",
+                   "Retry-After: 5\r\n");
+        return;
+    }
+
     switch (c->state) {
     case MG_CONN_READ_HEAD:
         if (!c->req_started && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
@@ -1080,6 +1492,10 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
         mg_log_warn("upstream %s: no response within upstream_timeout",
                     c->route->upstream_hostport);
         send_error(c, 504, "upstream timed out", NULL);
+        break;
+    case MG_CONN_WAIT_STORE:
+        /* Cannot happen with Redis (its timeout is far shorter): be safe anyway. */
+        send_error(c, 503, "shared state store did not answer", "Retry-After: 1\r\n");
         break;
     case MG_CONN_RELAY_BODY:
         mg_log_debug("%s: stream idle for stream_idle_timeout, closing", c->client_ip);
@@ -1181,6 +1597,12 @@ strip_request_header(const mg_conn_t *c, const mg_http_header_t *h)
      * own copies are never passed on (SPEC F-02). */
     if (mg_identity_is_client_header(c->route, h->name, h->name_len))
         return true;
+    /* An API key is never passed on, in any route's api_key_header (Authorization is
+     * stripped above). */
+    for (size_t i = 0; i < c->gen->conf->nroutes; i++)
+        if (c->gen->conf->routes[i].api_key_header != NULL &&
+            header_is(h, c->gen->conf->routes[i].api_key_header))
+            return true;
     return connection_lists(c->req.headers, c->req.nheaders, h);
 }
 
@@ -1386,6 +1808,10 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
             send_error(c, 502, "upstream connection reset", NULL);
         }
         break;
+    case MG_CONN_WAIT_STORE:
+        /* The head is held for the session bind and the upstream failed meanwhile. */
+        send_error(c, 502, "upstream connection lost", NULL);
+        break;
     case MG_CONN_RELAY_BODY:
         if ((what & BEV_EVENT_EOF) && c->up_body == MG_UP_BODY_CLOSE) {
             relay(c); /* anything still buffered, then the end */
@@ -1419,6 +1845,13 @@ strip_response_header(const mg_conn_t *c, const mg_http_header_t *h)
 {
     if (mg_http_is_hop_by_hop(h->name, h->name_len) || header_is(h, "Content-Length") ||
         header_is(h, "Transfer-Encoding") || header_is(h, "X-Request-Id"))
+        return true;
+    /* The gateway answers CORS itself: an upstream's own Access-Control-* next to ours
+     * would give a browser two values and fail the request. Likewise its own HSTS. */
+    if (c->cors != NULL && c->cors[0] != '\0' && h->name_len > 15 &&
+        strncasecmp(h->name, "Access-Control-", 15) == 0)
+        return true;
+    if (c->tls && c->gen->conf->hsts_max_age > 0 && header_is(h, "Strict-Transport-Security"))
         return true;
     return connection_lists(c->resp.headers, c->resp.nheaders, h);
 }
@@ -1484,47 +1917,77 @@ deliver_finish(mg_conn_t *c)
 }
 
 static void
-session_result_cb(void *arg, mg_session_result_t res, const char *version)
+session_ignore_cb(void *arg, mg_session_result_t res, const char *version)
 {
-    *(mg_session_result_t *)arg = res;
+    /* DELETE: forgetting the binding is best effort (it also expires). */
+}
+
+static bool front_response_filter(mg_conn_t *c);
+static void emit_resp_head(mg_conn_t *c);
+
+/* The session bind answered: the held response head goes out (or 502). */
+static void
+session_bound_cb(void *arg, mg_session_result_t res, const char *version)
+{
+    mg_conn_t *c = pending_end(arg);
+
+    if (c == NULL)
+        return; /* the client went away while the store was binding */
+    if (res == MG_SESSION_FOREIGN) {
+        mg_log_warn("upstream %s returned a session id already bound to another caller",
+                    c->route->upstream_hostport);
+        send_error(c, 502, "upstream returned another caller's session", NULL);
+        return;
+    }
+    if (res != MG_SESSION_OWNED)
+        mg_log_warn("session binding failed: later requests of this session will get 404");
+    if (c->up != NULL)
+        bufferevent_enable(c->up->bev, EV_READ);
+    if (front_response_filter(c))
+        emit_resp_head(c);
 }
 
 /* The upstream answered a request on a protected route: bind a new session to
- * the caller, forget an ended one, and set up list filtering. False when the
- * response must not be passed on (a refusal was sent). */
-static bool
+ * the caller, forget an ended one, and set up list filtering. Returns 1 when
+ * the response head may go out now, 0 when a refusal was sent, 2 when the
+ * head is held until the session store has bound the new session (the store
+ * may be Redis: every replica must know the binding before the client can use
+ * it; session_bound_cb then sends the head). */
+static int
 front_response(mg_conn_t *c)
 {
     bool ok = c->resp.status >= 200 && c->resp.status < 300;
-    const mg_http_header_t *ct;
 
+    if (c->req.method == MG_HTTP_DELETE && ok && c->session_id != NULL)
+        mg_session_remove(c->w->sessions, c->session_id, strlen(c->session_id), c->claims->iss,
+                          c->claims->sub, session_ignore_cb, NULL);
     if (c->is_initialize && ok) {
         const mg_http_header_t *sid =
             mg_http_find_header(c->resp.headers, c->resp.nheaders, "Mcp-Session-Id");
         if (sid != NULL && mg_session_id_valid(sid->value, sid->value_len)) {
-            /* The memory store answers at once; a shared store would need
-             * this step to wait for its answer. */
-            mg_session_result_t res = MG_SESSION_ERROR;
             const char *ver = c->rpc->msgs[0].requested_version;
+            mg_pending_t *p = pending_begin(c);
+            if (p == NULL) {
+                send_error(c, 502, "out of memory", NULL);
+                return 0;
+            }
+            /* Nothing more is read from the upstream until the head goes out. */
+            bufferevent_disable(c->up->bev, EV_READ);
             mg_session_bind(c->w->sessions, sid->value, sid->value_len, c->claims->iss,
                             c->claims->sub, ver ? ver : c->version, c->route->session_ttl,
-                            (uint64_t)time(NULL) * 1000, session_result_cb, &res);
-            if (res == MG_SESSION_FOREIGN) {
-                mg_log_warn("upstream %s returned a session id already bound to another caller",
-                            c->route->upstream_hostport);
-                send_error(c, 502, "upstream returned another caller's session", NULL);
-                return false;
-            }
-            if (res != MG_SESSION_OWNED)
-                mg_log_warn("session binding failed: later requests of this session will get "
-                            "404");
+                            (uint64_t)time(NULL) * 1000, session_bound_cb, p);
+            return 2;
         }
     }
-    if (c->req.method == MG_HTTP_DELETE && ok && c->session_id != NULL) {
-        mg_session_result_t res = MG_SESSION_ERROR;
-        mg_session_remove(c->w->sessions, c->session_id, strlen(c->session_id), c->claims->iss,
-                          c->claims->sub, session_result_cb, &res);
-    }
+    return front_response_filter(c) ? 1 : 0;
+}
+
+/* List filtering for the response. False when a refusal was sent. */
+static bool
+front_response_filter(mg_conn_t *c)
+{
+    const mg_http_header_t *ct;
+
     if (c->lfilter == NULL || c->resp.status != 200 || c->up_body == MG_UP_BODY_NONE)
         return true;
     ct = mg_http_find_header(c->resp.headers, c->resp.nheaders, "Content-Type");
@@ -1547,7 +2010,6 @@ static void
 on_resp_head(mg_conn_t *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->up->bev);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     const char *why = NULL;
     const mg_http_header_t *ct;
     size_t len, n;
@@ -1615,8 +2077,20 @@ on_resp_head(mg_conn_t *c)
         mg_metric_add(c->w->metrics->sse_streams_open, 1);
         c->sse_counted = true;
     }
-    if (c->claims != NULL && !front_response(c))
-        return;
+    if (c->claims != NULL) {
+        int fr = front_response(c);
+        if (fr != 1)
+            return; /* refused, or held (session_bound_cb sends the head) */
+    }
+    emit_resp_head(c);
+}
+
+/* The response head to the client, then the body relay. */
+static void
+emit_resp_head(mg_conn_t *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
     if (c->w->draining)
         c->keep_alive = false;
 
@@ -1654,6 +2128,11 @@ on_resp_head(mg_conn_t *c)
     evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->request_id);
     if (c->cors != NULL)
         evbuffer_add(out, c->cors, strlen(c->cors));
+    {
+        char hsts[64];
+        const char *l = hsts_line(c, hsts, sizeof(hsts));
+        evbuffer_add(out, l, strlen(l));
+    }
     evbuffer_add_printf(out, "Connection: %s\r\n\r\n", c->keep_alive ? "keep-alive" : "close");
     set_state(c, MG_CONN_RELAY_BODY);
     relay(c);
@@ -1774,6 +2253,9 @@ conn_mark_dead(mg_conn_t *c)
 {
     if (c->state == MG_CONN_DEAD)
         return;
+    /* A pending introspection must not call back into a connection being freed. */
+    mg_auth_cancel(c->auth_wait);
+    c->auth_wait = NULL;
     set_state(c, MG_CONN_DEAD);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     event_active(c->reap, EV_READ, 0);
@@ -1785,6 +2267,7 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
     mg_conn_t *c = arg;
     mg_worker_t *w = c->w;
 
+    pending_cancel(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1792,6 +2275,8 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    mg_auth_cancel(c->auth_wait); /* normally done by conn_mark_dead already */
+    c->auth_wait = NULL;
     if (c->sse_counted && w->metrics != NULL)
         mg_metric_add(w->metrics->sse_streams_open, -1);
     if (w->metrics != NULL)

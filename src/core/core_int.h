@@ -93,7 +93,15 @@ typedef struct mg_worker {
     mg_gen_t *gen; /* current generation for new requests (own reference) */
     struct mg_metrics *metrics; /* the process's metrics (borrowed from the server) */
     struct mg_audit *audit;     /* the audit log (borrowed from the server) */
-    struct mg_session_store *sessions; /* Mcp-Session-Id bindings (borrowed, shared) */
+    struct mg_session_store *sessions; /* Mcp-Session-Id bindings: the server's shared memory
+                                          store (borrowed), or own_sessions */
+    /* Shared state (docs/redis.md). The in-process limiter is the server's (borrowed, locked
+     * inside); with a redis block at startup the worker owns a client on its base, a limiter
+     * and a session store on that client (all freed in mg_worker_free, before the base). */
+    struct mg_rl_local *rl_local;
+    struct mg_redis *redis;
+    struct mg_ratelimit *rl;
+    struct mg_session_store *own_sessions;
 
     /* Mailbox from the main thread: fields under mb_lock, then mb_ev activated. */
     pthread_mutex_t mb_lock;
@@ -115,9 +123,15 @@ typedef struct mg_worker {
     mg_token_cache_t *tcache;
     unsigned long tcache_serial; /* the generation it belongs to (serials are never reused,
                                     unlike addresses); 0: none */
+    struct mg_introspect *introspect; /* RFC 7662 client and result cache (introspect.h);
+                                         created on first use, freed before the base */
 } mg_worker_t;
 
 mg_worker_t *mg_worker_new(struct mg_server *srv, int id, mg_gen_t *gen);
+/* Main thread, before mg_worker_start(): connect this worker to Redis (the startup
+ * configuration's redis block; a change needs a restart) and use the Redis limiter and
+ * session store. <local> is the process-wide in-process limiter. Returns 0 or -1. */
+int mg_worker_use_redis(mg_worker_t *w, const struct mg_conf_redis *rc, struct mg_rl_local *local);
 int mg_worker_start(mg_worker_t *w);
 /* Main thread: hand over a new generation / start draining. */
 void mg_worker_post_gen(mg_worker_t *w, mg_gen_t *gen);
@@ -178,11 +192,15 @@ typedef enum mg_auth_outcome {
     MG_AUTH_BAD_REQUEST,  /* 400 invalid_request: malformed Authorization */
     MG_AUTH_INVALID,      /* 401 invalid_token */
     MG_AUTH_UNAVAILABLE,  /* 503: no usable keys at all; never 401 (SPEC C-14) */
+    MG_AUTH_PENDING,      /* mg_auth_check_async only: the token is being introspected */
 } mg_auth_outcome_t;
 
 typedef struct mg_auth_result {
     mg_auth_outcome_t outcome;
     mg_jwt_reason_t reason;   /* for MG_AUTH_INVALID: the code for logs and metrics */
+    const char *code;         /* static reason code that overrides mg_jwt_reason_code(reason)
+                                 (API keys: "api_key_unknown"), or NULL */
+    bool api_key;             /* MG_AUTH_OK: the caller used an API key, not a token */
     const char *description;  /* static, client-safe */
     int retry_after;          /* MG_AUTH_UNAVAILABLE: seconds for Retry-After; 0: default 5 */
     mg_jwt_claims_t *claims;  /* MG_AUTH_OK: owned by the caller (mg_jwt_claims_free) */
@@ -192,6 +210,21 @@ typedef struct mg_auth_result {
  * time <now>, through <w>'s token cache when <gen> is current. */
 void mg_auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx,
                    const mg_http_request_head_t *req, int64_t now, mg_auth_result_t *out);
+
+/* The same, but an opaque token (or every token of a `validation introspection;` issuer) is
+ * introspected (RFC 7662, src/core/introspect.c) instead of being refused: then out->outcome
+ * is MG_AUTH_PENDING, *wait is set, and <cb>(<arg>, result) is called once, later, from the
+ * worker's loop (the callee takes result->claims), unless mg_auth_cancel(*wait) comes first.
+ * Every other outcome is final at once (*wait NULL, <cb> never called). The generation, and
+ * so <req>'s route, must stay alive while the check is pending (the connection holds it). */
+typedef struct mg_introspect_wait mg_auth_wait_t;
+typedef void (*mg_auth_cb)(void *arg, mg_auth_result_t *res);
+void mg_auth_check_async(mg_worker_t *w, mg_gen_t *gen, size_t route_idx,
+                         const mg_http_request_head_t *req, int64_t now, mg_auth_result_t *out,
+                         mg_auth_cb cb, void *arg, mg_auth_wait_t **wait);
+/* Forget a pending check (the connection is going away): its callback is not called.
+ * NULL-safe; never from that check's own callback. */
+void mg_auth_cancel(mg_auth_wait_t *wait);
 
 /* The WWW-Authenticate header line (with CRLF) for an outcome; static or
  * malloc'd into *to_free. NULL when the outcome has none. */

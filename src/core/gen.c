@@ -125,6 +125,14 @@ mg_gen_new(mg_conf_t *conf, unsigned long serial)
     mg_gen_t *gen = NULL;
     char where[512];
 
+    {
+        /* Allowed but unsafe settings are loud: at -t, at start and on every reload. */
+        mg_conf_errors_t warns = {0};
+        mg_conf_warnings(conf, &warns);
+        for (size_t i = 0; i < warns.n; i++)
+            mg_log_warn("%s", warns.msgs[i]);
+        mg_conf_errors_clear(&warns);
+    }
     gen = calloc(1, sizeof(*gen));
     if (gen == NULL)
         goto fail;

@@ -462,10 +462,15 @@ disc_cb(const mg_discovery_result_t *res, void *arg)
         return;
     }
     free(s->disc_uri);
-    free(s->introspection_endpoint);
     s->disc_uri = strdup(res->jwks_uri);
-    s->introspection_endpoint =
-        res->introspection_endpoint ? strdup(res->introspection_endpoint) : NULL;
+    {
+        /* Workers read it (mg_keys_introspection_endpoint): swapped under the lock. */
+        char *ie = res->introspection_endpoint ? strdup(res->introspection_endpoint) : NULL;
+        pthread_mutex_lock(&s->km->lock);
+        free(s->introspection_endpoint);
+        s->introspection_endpoint = ie;
+        pthread_mutex_unlock(&s->km->lock);
+    }
     if (s->disc_uri == NULL) {
         fetch_failed(s, FAIL_DISCOVERY, "out of memory");
         return;
@@ -697,6 +702,25 @@ done:
     pthread_mutex_unlock(&km->lock);
     if (kick)
         event_active(km->kick, EV_READ, 0); /* the main base is locked: any thread may */
+    return r;
+}
+
+char *
+mg_keys_introspection_endpoint(mg_keys_t *km, mg_jwt_issuer_t *is)
+{
+    char *r = NULL;
+
+    if (km == NULL)
+        return NULL;
+    pthread_mutex_lock(&km->lock);
+    for (source_t *s = km->sources; s != NULL && r == NULL; s = s->next)
+        for (size_t i = 0; i < s->nregs; i++)
+            if (s->regs[i].is == is) {
+                if (s->introspection_endpoint != NULL)
+                    r = strdup(s->introspection_endpoint);
+                break;
+            }
+    pthread_mutex_unlock(&km->lock);
     return r;
 }
 

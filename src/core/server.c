@@ -17,6 +17,7 @@
 #include "mcpgate/audit.h"
 #include "mcpgate/log.h"
 #include "mcpgate/metrics.h"
+#include "mcpgate/ratelimit.h"
 #include "mcpgate/server.h"
 #include "mcpgate/session.h"
 
@@ -38,6 +39,7 @@ typedef struct mg_server {
     mg_metrics_t *metrics; /* shared by every worker (atomic counters) */
     mg_audit_t *audit;     /* shared by every worker (one write(2) per line) */
     mg_session_store_t *sessions; /* Mcp-Session-Id bindings, shared (locked inside) */
+    mg_rl_local_t *rl_local;      /* the in-process limiter, shared (locked inside) */
 } mg_server_t;
 
 void
@@ -77,6 +79,18 @@ warn_restart_only(const mg_conf_t *old, const mg_conf_t *new)
         mg_log_warn("listen address changes need a restart; keeping the old sockets");
     if (old->workers != new->workers)
         mg_log_warn("a change of workers (%d -> %d) needs a restart", old->workers, new->workers);
+    if ((old->redis == NULL) != (new->redis == NULL) ||
+        (old->redis && new->redis &&
+         (strcmp(old->redis->text, new->redis->text) != 0 ||
+          old->redis->rc.database != new->redis->rc.database ||
+          old->redis->rc.timeout_ms != new->redis->rc.timeout_ms ||
+          old->redis->rc.on_failure != new->redis->rc.on_failure ||
+          (old->redis->user == NULL) != (new->redis->user == NULL) ||
+          (old->redis->user && strcmp(old->redis->user, new->redis->user) != 0) ||
+          (old->redis->password == NULL) != (new->redis->password == NULL) ||
+          (old->redis->password && strcmp(old->redis->password, new->redis->password) != 0))))
+        mg_log_warn("a change of the redis block needs a restart; keeping the running "
+                    "connections");
 }
 
 /* The workers bind with SO_REUSEPORT, which would happily share a port
@@ -215,6 +229,7 @@ server_free(mg_server_t *srv)
     mg_keys_free(srv->keys);
     mg_metrics_free(srv->metrics);
     mg_session_store_free(srv->sessions);
+    mg_rl_local_free(srv->rl_local); /* after the workers: their limiters borrow it */
     mg_audit_free(srv->audit);
     if (srv->base)
         event_base_free(srv->base);
@@ -265,7 +280,8 @@ mg_server_run(const char *conf_path, mg_conf_t *conf)
         }
     }
     srv.sessions = mg_session_store_memory_new(0);
-    if (srv.metrics == NULL || srv.sessions == NULL)
+    srv.rl_local = mg_rl_local_new(0);
+    if (srv.metrics == NULL || srv.sessions == NULL || srv.rl_local == NULL)
         goto done;
     srv.nworkers = conf->workers > 0 ? conf->workers : 1;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
@@ -278,6 +294,10 @@ mg_server_run(const char *conf_path, mg_conf_t *conf)
         srv.workers[i]->metrics = srv.metrics;
         srv.workers[i]->audit = srv.audit;
         srv.workers[i]->sessions = srv.sessions;
+        srv.workers[i]->rl_local = srv.rl_local;
+        if (conf->redis != NULL &&
+            mg_worker_use_redis(srv.workers[i], conf->redis, srv.rl_local) != 0)
+            goto done;
     }
     if (conf->admin_listen != NULL) {
         srv.admin = mg_admin_new(srv.base, conf->admin_listen, &srv.draining, srv.keys);
@@ -313,6 +333,12 @@ mg_server_run(const char *conf_path, mg_conf_t *conf)
     } else {
         mg_log_info("mcpgate %s started: %d workers, %zu listeners, %zu routes", PACKAGE_VERSION,
                     srv.nworkers, conf->nlistens, conf->nroutes);
+        if (conf->redis != NULL)
+            mg_log_info("shared state in redis %s (timeout %u ms, on_failure %s)",
+                        conf->redis->text, conf->redis->rc.timeout_ms,
+                        conf->redis->rc.on_failure == MG_REDIS_FAIL_DENY    ? "deny"
+                        : conf->redis->rc.on_failure == MG_REDIS_FAIL_ALLOW ? "allow"
+                                                                            : "local");
         rc = 0;
     }
     if (srv.nstarted > 0)

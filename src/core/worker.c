@@ -10,7 +10,11 @@
 #include <event2/thread.h>
 
 #include "core_int.h"
+#include "introspect.h"
 #include "mcpgate/log.h"
+#include "mcpgate/ratelimit.h"
+#include "mcpgate/redis.h"
+#include "mcpgate/session.h"
 
 #define MG_LISTEN_BACKLOG 511
 
@@ -185,6 +189,21 @@ fail:
     return NULL;
 }
 
+int
+mg_worker_use_redis(mg_worker_t *w, const struct mg_conf_redis *rc, struct mg_rl_local *local)
+{
+    /* The client starts connecting now; the worker's loop runs it once started. */
+    w->redis = mg_redis_new(w->base, &rc->rc);
+    if (w->redis == NULL)
+        return -1;
+    w->rl = mg_ratelimit_new(w->redis, local);
+    w->own_sessions = mg_session_store_redis_new(w->redis);
+    if (w->rl == NULL || w->own_sessions == NULL)
+        return -1;
+    w->sessions = w->own_sessions;
+    return 0;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -256,6 +275,13 @@ mg_worker_free(mg_worker_t *w)
         event_free(w->mb_ev);
     if (w->drain_ev)
         event_free(w->drain_ev);
+    /* Every connection is gone: the callbacks of checks still in flight find their
+     * connection detached. The limiter answers its checks first, then the client
+     * answers the session store's commands. */
+    mg_ratelimit_free(w->rl);
+    mg_redis_free(w->redis);
+    mg_session_store_free(w->own_sessions);
+    mg_introspect_free(w->introspect); /* its requests use the base and the resolver */
     if (w->dns)
         evdns_base_free(w->dns, 1);
     if (w->base)

@@ -7,6 +7,8 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "mcpgate/mcp.h"
 
@@ -435,7 +437,9 @@ mg_mcp_preflight(const mg_conf_route_t *route, const mg_http_request_head_t *hea
         e = i;
         if (e == s)
             continue;
-        bool ok = e - s > 10 && strncasecmp(rh->value + s, "Mcp-Param-", 10) == 0;
+        bool ok = (e - s > 10 && strncasecmp(rh->value + s, "Mcp-Param-", 10) == 0) ||
+                  (route->api_key_header != NULL && strlen(route->api_key_header) == e - s &&
+                   strncasecmp(route->api_key_header, rh->value + s, e - s) == 0);
         for (size_t k = 0; !ok && k < sizeof(cors_allowed) / sizeof(cors_allowed[0]); k++)
             ok = strlen(cors_allowed[k]) == e - s &&
                  strncasecmp(cors_allowed[k], rh->value + s, e - s) == 0;
@@ -521,6 +525,66 @@ mg_mcp_trusted_proxy(const mg_conf_t *conf, const struct sockaddr *peer)
             return true;
     }
     return false;
+}
+
+/* --- API keys ------------------------------------------------------------------- */
+
+bool
+mg_mcp_digest_equal(const uint8_t *a, const uint8_t *b)
+{
+    return CRYPTO_memcmp(a, b, MG_API_KEY_DIGEST_LEN) == 0;
+}
+
+const mg_conf_api_key_t *
+mg_mcp_api_key_find(const mg_conf_route_t *route, const char *key, size_t len)
+{
+    uint8_t d[EVP_MAX_MD_SIZE];
+    unsigned dlen = 0;
+    const mg_conf_api_key_t *found = NULL;
+
+    if (route->napi_keys == 0 || key == NULL || len == 0)
+        return NULL;
+    /* Comparing digests, not keys: the configuration never holds a key, and how long a
+     * comparison takes says nothing about the key presented. */
+    if (EVP_Digest(key, len, d, &dlen, EVP_sha256(), NULL) != 1 ||
+        dlen != MG_API_KEY_DIGEST_LEN)
+        return NULL;
+    for (size_t i = 0; i < route->napi_keys; i++) {
+        const mg_conf_api_key_t *k = &route->api_keys[i];
+        bool eq = k->has_digest && mg_mcp_digest_equal(d, k->digest);
+        if (eq && found == NULL)
+            found = k;
+    }
+    OPENSSL_cleanse(d, sizeof(d));
+    return found;
+}
+
+mg_jwt_claims_t *
+mg_mcp_api_key_claims(const mg_conf_api_key_t *key)
+{
+    mg_jwt_claims_t *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->iss = strdup(MG_API_KEY_ISSUER);
+    c->sub = strdup(key->subject ? key->subject : key->name);
+    c->client_id = strdup(key->name);
+    if (c->iss == NULL || c->sub == NULL || c->client_id == NULL)
+        goto fail;
+    if (key->nscopes > 0) {
+        c->scopes = calloc(key->nscopes, sizeof(char *));
+        if (c->scopes == NULL)
+            goto fail;
+        for (size_t i = 0; i < key->nscopes; i++) {
+            if ((c->scopes[i] = strdup(key->scopes[i])) == NULL)
+                goto fail;
+            c->n_scopes++;
+        }
+    }
+    return c;
+fail:
+    mg_jwt_claims_free(c);
+    return NULL;
 }
 
 /* --- challenges ------------------------------------------------------------------ */

@@ -257,7 +257,8 @@ process_block(mg_sse_rewriter_t *rw, size_t len)
 static int
 drain(mg_sse_rewriter_t *rw, bool at_eof)
 {
-    while (!rw->passthrough) {
+    /* len > 0: buf is still NULL before the first byte (NULL + 0 is undefined). */
+    while (!rw->passthrough && rw->len > 0) {
         size_t eol = 0;
         const char *e = line_end(rw->buf + rw->scan, rw->buf + rw->len, at_eof, &eol);
         size_t pos, block;

@@ -92,6 +92,8 @@ apply_policy(mg_ratelimit_t *rl, const op_t *op, mg_redis_err_t err, const char 
         atomic_fetch_add(&k->fallbacks, 1);
         break;
     }
+    /* A reply the limiter does not understand counts as an error reply. */
+    res->redis_err = err == MG_REDIS_OK ? MG_REDIS_E_REPLY : err;
     if (err == MG_REDIS_E_CLOSED)
         return; /* shutting down: not a Redis failure */
     atomic_fetch_add(&k->errors, 1);

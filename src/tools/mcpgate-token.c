@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "mcpgate/b64url.h"
 #include "mcpgate/jwk.h"
 #include "mcpgate/jwt.h"
 
@@ -26,6 +27,8 @@ usage(FILE *f)
             "                          --sub SUB [--scope \"a b\"] [--client-id X] [--ttl 1h]\n"
             "                          [--typ TYP] [--claim name=json]...\n"
             "       mcpgate-token verify --jwks FILE --iss ISS --aud AUD [--no-typ] [TOKEN]\n"
+            "       mcpgate-token apikey [--name NAME] [--subject SUB] [--scopes \"a b\"]\n"
+            "       mcpgate-token apikey --digest < KEYFILE\n"
             "ALG is one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA.\n");
 }
 
@@ -346,6 +349,132 @@ done:
     return rc;
 }
 
+/* "sha256:<hex>" of <key> into <out> (7 + 64 + 1 bytes). */
+static int
+key_digest(const char *key, size_t len, char out[72])
+{
+    uint8_t d[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+
+    if (EVP_Digest(key, len, d, &dl, EVP_sha256(), NULL) != 1 || dl != 32)
+        return -1;
+    memcpy(out, "sha256:", 7);
+    for (unsigned i = 0; i < dl; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", d[i]);
+    return 0;
+}
+
+static bool
+key_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
+
+/* A new API key (32 random bytes, base64url), printed once, with the config block that
+ * holds only its digest; or, with --digest, the digest line of a key read from stdin. */
+static int
+cmd_apikey(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'}, {"subject", required_argument, NULL, 's'},
+        {"scopes", required_argument, NULL, 'S'}, {"digest", no_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0}};
+    const char *name = "client", *subject = NULL, *scopes = NULL;
+    bool digest_only = false;
+    uint8_t raw[32];
+    char key[64], dig[72];
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': name = optarg; break;
+        case 's': subject = optarg; break;
+        case 'S': scopes = optarg; break;
+        case 'd': digest_only = true; break;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (digest_only) {
+        char line[4096];
+        size_t n = fread(line, 1, sizeof(line) - 1, stdin);
+        line[n] = '\0';
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+            line[--n] = '\0';
+        if (n == 0 || key_digest(line, n, dig) != 0) {
+            fprintf(stderr, "mcpgate-token: no key on stdin\n");
+            return 1;
+        }
+        OPENSSL_cleanse(line, sizeof(line));
+        printf("digest %s;\n", dig);
+        return 0;
+    }
+    if (!key_name_ok(name)) {
+        fprintf(stderr, "mcpgate-token: --name must be 1..64 of A-Z a-z 0-9 - _ .\n");
+        return 2;
+    }
+    for (const unsigned char *p = (const unsigned char *)(subject ? subject : ""); *p; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            fprintf(stderr, "mcpgate-token: --subject must not contain control characters\n");
+            return 2;
+        }
+    for (const unsigned char *p = (const unsigned char *)(scopes ? scopes : ""); *p; p++)
+        if (*p != ' ' && (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\')) {
+            fprintf(stderr, "mcpgate-token: --scopes: invalid character in a scope\n");
+            return 2;
+        }
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        fprintf(stderr, "mcpgate-token: no randomness\n");
+        return 1;
+    }
+    mg_b64url_encode(raw, sizeof(raw), key);
+    key[43] = '\0';
+    OPENSSL_cleanse(raw, sizeof(raw));
+    if (key_digest(key, strlen(key), dig) != 0) {
+        fprintf(stderr, "mcpgate-token: cannot hash the key\n");
+        return 1;
+    }
+    printf("# API key, shown only this once: give it to the caller (Authorization: Bearer KEY)\n"
+           "%s\n"
+           "# In mcpgate.conf, inside the route (only the digest is kept):\n"
+           "api_key %s {\n"
+           "    digest %s;\n",
+           key, name, dig);
+    if (subject != NULL) {
+        printf("    subject \"");
+        for (const char *p = subject; *p; p++)
+            printf(*p == '"' || *p == '\\' || *p == '$' ? "\\%c" : "%c", *p);
+        printf("\";\n");
+    }
+    if (scopes != NULL && strspn(scopes, " ") != strlen(scopes)) {
+        const char *p = scopes;
+        printf("    scopes");
+        while (*p) {
+            size_t n;
+            p += strspn(p, " ");
+            n = strcspn(p, " ");
+            if (n > 0)
+                printf(" %.*s", (int)n, p);
+            p += n;
+        }
+        printf(";\n");
+    }
+    printf("}\n");
+    OPENSSL_cleanse(key, sizeof(key));
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -359,6 +488,8 @@ main(int argc, char **argv)
         return cmd_mint(argc - 1, argv + 1);
     if (strcmp(argv[1], "verify") == 0)
         return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "apikey") == 0)
+        return cmd_apikey(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;

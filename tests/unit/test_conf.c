@@ -482,6 +482,86 @@ write_file(const char *dir, const char *name, const char *text)
     fclose(f);
 }
 
+/* API key digests, secret-file modes, loopback tests (issue 10). */
+static void
+test_security_helpers(void)
+{
+    uint8_t d[MG_API_KEY_DIGEST_LEN];
+    char dir[] = "/tmp/mgconfsecXXXXXX", path[600], buf[1024];
+    struct sockaddr_in a4 = {0};
+    struct sockaddr_in6 a6 = {0};
+
+    MG_CHECK_INT(mg_conf_parse_digest(
+                     "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", d),
+                 0);
+    MG_CHECK_INT(d[0], 0x9f);
+    MG_CHECK_INT(d[31], 0x08);
+    MG_CHECK_INT(mg_conf_parse_digest(
+                     "sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08", d),
+                 0);
+    MG_CHECK_INT(d[1], 0x86);
+    /* 63 and 65 digits, a non-hex digit, another algorithm, no prefix, NULL */
+    MG_CHECK_INT(mg_conf_parse_digest(
+                     "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0", d),
+                 -1);
+    MG_CHECK_INT(mg_conf_parse_digest(
+                     "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a080", d),
+                 -1);
+    MG_CHECK_INT(mg_conf_parse_digest(
+                     "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0g", d),
+                 -1);
+    MG_CHECK_INT(mg_conf_parse_digest(
+                     "sha512:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", d),
+                 -1);
+    MG_CHECK_INT(mg_conf_parse_digest(
+                     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", d),
+                 -1);
+    MG_CHECK_INT(mg_conf_parse_digest(NULL, d), -1);
+
+    if (mkdtemp(dir) == NULL) {
+        MG_CHECK(!"mkdtemp");
+        return;
+    }
+    chmod(dir, 0700);
+    write_file(dir, "k.pem", "key\n");
+    snprintf(path, sizeof(path), "%s/k.pem", dir);
+    chmod(path, 0600);
+    MG_CHECK(mg_conf_secret_file_problem(path, buf, sizeof(buf)) == NULL);
+    chmod(path, 0400);
+    MG_CHECK(mg_conf_secret_file_problem(path, buf, sizeof(buf)) == NULL);
+    chmod(path, 0640);
+    MG_CHECK(mg_conf_secret_file_problem(path, buf, sizeof(buf)) != NULL &&
+             strstr(buf, "has mode 0640") != NULL && strstr(buf, "chmod 600") != NULL);
+    chmod(path, 0604);
+    MG_CHECK(mg_conf_secret_file_problem(path, buf, sizeof(buf)) != NULL);
+    chmod(path, 0600);
+    chmod(dir, 0777); /* anyone could swap the key */
+    MG_CHECK(mg_conf_secret_file_problem(path, buf, sizeof(buf)) != NULL &&
+             strstr(buf, "writable by everyone") != NULL);
+    chmod(dir, 01777); /* sticky, like /tmp: others cannot replace it */
+    MG_CHECK(mg_conf_secret_file_problem(path, buf, sizeof(buf)) == NULL);
+    chmod(dir, 0700);
+    unlink(path);
+    rmdir(dir);
+
+    a4.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.3.4.5", &a4.sin_addr);
+    MG_CHECK(mg_conf_addr_is_loopback((struct sockaddr *)&a4));
+    inet_pton(AF_INET, "0.0.0.0", &a4.sin_addr);
+    MG_CHECK(!mg_conf_addr_is_loopback((struct sockaddr *)&a4));
+    a6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::1", &a6.sin6_addr);
+    MG_CHECK(mg_conf_addr_is_loopback((struct sockaddr *)&a6));
+    inet_pton(AF_INET6, "::", &a6.sin6_addr);
+    MG_CHECK(!mg_conf_addr_is_loopback((struct sockaddr *)&a6));
+    MG_CHECK(mg_conf_url_is_loopback("http://localhost:8080/x"));
+    MG_CHECK(mg_conf_url_is_loopback("http://127.0.0.1/"));
+    MG_CHECK(mg_conf_url_is_loopback("http://[::1]:9/"));
+    MG_CHECK(!mg_conf_url_is_loopback("http://localhost.evil.example/"));
+    MG_CHECK(!mg_conf_url_is_loopback("http://127.0.0.1.nip.io/"));
+    MG_CHECK(!mg_conf_url_is_loopback("https://as.example.com"));
+}
+
 static void
 test_include(void)
 {
@@ -505,6 +585,8 @@ test_include(void)
                "    tls_certificate cert.pem;\n"
                "    tls_certificate_key cert.pem;\n}\n");
     write_file(dir, "sub/cert.pem", "not really a certificate\n");
+    snprintf(path, sizeof(path), "%s/sub/cert.pem", dir);
+    chmod(path, 0600); /* it is also the tls_certificate_key: owner-only, or refused */
     write_file(dir, "sub/up.inc", "upstream https://b;\nupstream_ca_file cert.pem;\n");
     snprintf(path, sizeof(path), "%s/main.conf", dir);
     c = mg_conf_load(path, &errs);
@@ -742,6 +824,7 @@ main(void)
     MG_RUN(test_route_match);
     MG_RUN(test_quoting);
     MG_RUN(test_env);
+    MG_RUN(test_security_helpers);
     MG_RUN(test_include);
     MG_RUN(test_errors);
     return mg_test_done();

@@ -496,6 +496,80 @@ test_origin_host(void)
     mg_mcp_reply_clear(&r);
 }
 
+/* API keys: SHA-256 digests compared in constant time, per route, principal like a token. */
+static void
+test_api_keys(void)
+{
+    /* sha256("test") and sha256("foo") */
+    static const char text[] =
+        "listen 127.0.0.1:1;\n"
+        "route /a {\n upstream http://127.0.0.1:2;\n api_key_header X-Api-Key;\n"
+        " api_key one { digest sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08;"
+        " subject \"svc one\"; scopes s1 s2; }\n"
+        " api_key two { digest sha256:2C26B46B68FFC68FF99B453C1D30413413422D706483BFA0F98A5E886266E7AE; }\n"
+        " allowed_origins https://app.example.com;\n}\n"
+        "route /b { upstream http://127.0.0.1:2; }\n";
+    mg_conf_errors_t errs = {0};
+    mg_conf_t *c = mg_conf_load_string(text, sizeof(text) - 1, "k.conf", &errs);
+    const mg_conf_api_key_t *k;
+    mg_jwt_claims_t *cl;
+    uint8_t a[32] = {0}, b[32] = {0};
+
+    for (size_t i = 0; i < errs.n; i++)
+        printf("# %s\n", errs.msgs[i]);
+    mg_conf_errors_clear(&errs);
+    MG_CHECK(c != NULL);
+    if (c == NULL)
+        return;
+    MG_CHECK(mg_mcp_digest_equal(a, b));
+    b[31] = 1;
+    MG_CHECK(!mg_mcp_digest_equal(a, b));
+    b[31] = 0;
+    b[0] = 0x80;
+    MG_CHECK(!mg_mcp_digest_equal(a, b));
+
+    k = mg_mcp_api_key_find(&c->routes[0], "test", 4);
+    MG_CHECK(k != NULL && strcmp(k->name, "one") == 0);
+    k = mg_mcp_api_key_find(&c->routes[0], "foo", 3);
+    MG_CHECK(k != NULL && strcmp(k->name, "two") == 0);
+    MG_CHECK(mg_mcp_api_key_find(&c->routes[0], "tes", 3) == NULL);
+    MG_CHECK(mg_mcp_api_key_find(&c->routes[0], "test ", 5) == NULL);
+    MG_CHECK(mg_mcp_api_key_find(&c->routes[0], "", 0) == NULL);
+    /* never on a route that does not list the key */
+    MG_CHECK(mg_mcp_api_key_find(&c->routes[1], "test", 4) == NULL);
+
+    cl = mg_mcp_api_key_claims(&c->routes[0].api_keys[0]);
+    MG_CHECK(cl != NULL);
+    if (cl != NULL) {
+        MG_CHECK_STR(cl->iss, MG_API_KEY_ISSUER);
+        MG_CHECK_STR(cl->sub, "svc one");
+        MG_CHECK_STR(cl->client_id, "one");
+        MG_CHECK_INT(cl->n_scopes, 2);
+        MG_CHECK(mg_jwt_claims_has_scope(cl, "s2"));
+        MG_CHECK(cl->jti == NULL && cl->n_aud == 0);
+    }
+    mg_jwt_claims_free(cl);
+    cl = mg_mcp_api_key_claims(&c->routes[0].api_keys[1]);
+    MG_CHECK(cl != NULL && strcmp(cl->sub, "two") == 0 && cl->n_scopes == 0);
+    mg_jwt_claims_free(cl);
+
+    {
+        /* the preflight allows the route's api_key_header; one Allow-Origin */
+        mg_http_request_head_t hd;
+        mg_mcp_reply_t r;
+        const char *hdrs[2] = {"Origin: https://app.example.com",
+                               "Access-Control-Request-Headers: x-api-key, authorization, x-other"};
+        head_with(&hd, "gw", hdrs, 2);
+        mg_mcp_preflight(&c->routes[0], &hd, &r);
+        MG_CHECK_INT(r.status, 204);
+        MG_CHECK(r.headers && strstr(r.headers, "Access-Control-Allow-Headers: x-api-key, "
+                                               "authorization\r\n") != NULL);
+        MG_CHECK(r.headers && strstr(r.headers, "Allow-Credentials") == NULL);
+        mg_mcp_reply_clear(&r);
+    }
+    mg_conf_free(c);
+}
+
 static void
 test_trusted_proxy(void)
 {
@@ -1341,6 +1415,7 @@ main(void)
     MG_RUN(test_prm);
     MG_RUN(test_legacy_as_metadata);
     MG_RUN(test_origin_host);
+    MG_RUN(test_api_keys);
     MG_RUN(test_trusted_proxy);
     MG_RUN(test_versions);
     MG_RUN(test_rpc_parse);

@@ -3,7 +3,9 @@
 // RFC 8707 resource indicators (JWT access tokens, aud = resource). Run as a child process by
 // as.mjs on loopback only. TEST USE ONLY.
 // Env: AS_PORT, AS_ISSUER, MCP_RESOURCES (comma-separated), AS_KEYS_FILE (private JWKS, created
-// once), AT_ALG (RS256), MCP_SCOPES.
+// once), AT_ALG (RS256), MCP_SCOPES, AT_FORMAT (jwt; "opaque": opaque access tokens, for RFC 7662
+// introspection by the client mcp-introspector / mcp-introspector-secret; introspection and
+// revocation calls are counted, GET /test/introspections).
 import http from 'node:http';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
@@ -15,6 +17,7 @@ const RESOURCES = (process.env.MCP_RESOURCES || '').split(',').map((s) => s.trim
 const SCOPES = process.env.MCP_SCOPES || 'mcp:tools mcp:admin';
 const AT_ALG = process.env.AT_ALG || 'RS256';
 const KEYS_FILE = process.env.AS_KEYS_FILE;
+const AT_FORMAT = process.env.AT_FORMAT === 'opaque' ? 'opaque' : 'jwt';
 
 function makeKey(alg) {
     const kid = `${alg.toLowerCase()}-${crypto.randomBytes(4).toString('hex')}`;
@@ -39,18 +42,24 @@ const provider = new Provider(ISSUER, {
         client_id: 'mcp-cc', client_secret: 'mcp-cc-secret',
         grant_types: ['client_credentials'], response_types: [], redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_basic',
+    }, {
+        // the gateway's own credentials for RFC 7662 (it never asks for tokens)
+        client_id: 'mcp-introspector', client_secret: 'mcp-introspector-secret',
+        grant_types: ['client_credentials'], response_types: [], redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
     }],
     features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
         introspection: { enabled: true },
+        revocation: { enabled: true },
         resourceIndicators: {
             enabled: true,
             defaultResource: async (ctx, client, oneOf) => (oneOf ? oneOf[0] : RESOURCES[0]),
             useGrantedResource: async () => true,
             getResourceServerInfo: async (ctx, indicator) => {
                 if (!RESOURCES.includes(indicator)) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
-                return { scope: SCOPES, audience: indicator, accessTokenTTL: 600, accessTokenFormat: 'jwt',
+                return { scope: SCOPES, audience: indicator, accessTokenTTL: 600, accessTokenFormat: AT_FORMAT,
                     jwt: { sign: { alg: AT_ALG } } };
             },
         },
@@ -62,11 +71,18 @@ provider.on('server_error', (ctx, err) => console.error('server_error', err));
 
 const handler = provider.callback();
 let jwksFetches = 0;
+let introspections = 0;
 http.createServer((req, res) => {
     if (req.url === '/jwks') jwksFetches++;
+    if (req.url === '/token/introspection') introspections++;
     if (req.url === '/test/jwks-fetches') {
         res.setHeader('Content-Type', 'application/json');
         res.end(JSON.stringify({ count: jwksFetches }));
+        return;
+    }
+    if (req.url === '/test/introspections') {
+        res.setHeader('Content-Type', 'application/json');
+        res.end(JSON.stringify({ count: introspections }));
         return;
     }
     handler(req, res);
