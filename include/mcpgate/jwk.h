@@ -88,6 +88,14 @@ bool mg_jwk_usable_for(const mg_jwk_t *key, mg_jws_alg_t alg);
 int mg_jwk_verify(const mg_jwk_t *key, mg_jws_alg_t alg, const uint8_t *msg, size_t msglen,
                   const uint8_t *sig, size_t siglen);
 
+/* mg_jwk_verify keeps, per thread, a few prepared OpenSSL verification
+ * contexts (at most 16, least recently used replaced) and a digest context.
+ * Each prepared context holds its own reference to its key, so key sets may
+ * be released at any time. They are freed automatically when the thread
+ * exits; this frees the calling thread's at once (e.g. the main thread
+ * before exit, for leak checkers). Safe to call at any time. */
+void mg_jwk_thread_cleanup(void);
+
 /* --- Producing keys and tokens (mcpgate-token, tests, benchmarks) --- */
 
 /* The public JWK of <pkey> (RSA, EC P-256/384/521 or Ed25519) as JSON text with

@@ -26,7 +26,8 @@ struct mg_jwk {
     int crv;            /* JOSE_CRV_*, 0 for RSA */
     int alg;            /* an mg_jws_alg_t, or JOSE_JWK_ALG_ABSENT / _OTHER */
     EVP_PKEY *pkey;
-    BIGNUM *order;      /* EC only: the group order n */
+    uint64_t uid;       /* process-wide unique, never reused: names the key in per-thread caches */
+    uint8_t order[66];  /* EC only: the group order n, big-endian, field size (sig_len / 2) bytes */
     size_t sig_len;     /* RSA: modulus bytes; EC: 2 * field bytes; OKP: 64 */
 };
 
@@ -48,7 +49,14 @@ typedef struct jose_alg_info {
 } jose_alg_info_t;
 
 const jose_alg_info_t *jose_alg_info(mg_jws_alg_t alg);
+/* The digest of <alg>, fetched once per process (EVP_MD_fetch) so that no
+ * call pays an implicit fetch; NULL for EdDSA. Immutable, shared by all threads. */
 const EVP_MD *jose_alg_md(mg_jws_alg_t alg);
+
+/* SHA-256 of <len> bytes into <out> (32 bytes) with this thread's reusable
+ * digest context: no fetch, no allocation after the thread's first call.
+ * Returns 0, or -1 on failure. */
+int jose_sha256(const void *data, size_t len, uint8_t out[32]);
 
 /* Strict base64url decode of a whole string into a fresh buffer (malloc'd,
  * one spare NUL byte). Returns NULL on bad input or allocation failure. */

@@ -1,5 +1,6 @@
 /* jwk.c -- JWK import into EVP_PKEY (RFC 7517, RFC 7518 section 6, RFC 8037), key sets, raw JWS signature checks. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ static const jose_alg_info_t alg_table[MG_JWS_ALG_COUNT] = {
 };
 
 static _Atomic uint64_t next_generation = 1;
+static _Atomic uint64_t next_key_uid = 1;
 
 const jose_alg_info_t *
 jose_alg_info(mg_jws_alg_t alg)
@@ -44,19 +46,219 @@ jose_alg_info(mg_jws_alg_t alg)
     return &alg_table[alg];
 }
 
+/* --- per-process digests and per-thread verification contexts ---------------
+ *
+ * OpenSSL 3 resolves algorithm names through the provider store (a locked
+ * lookup) whenever an operation starts from a legacy handle such as
+ * EVP_sha256() or from EVP_DigestVerifyInit, and allocates a fresh EVP_PKEY_CTX
+ * and provider context each time. The token path avoids all of it:
+ *   - the three digests are fetched once per process (immutable, shared);
+ *   - each thread keeps a few prepared EVP_PKEY_CTX (verify_init, digest,
+ *     padding, PSS salt length and MGF1 already set), keyed by the key's
+ *     never-reused uid and the algorithm, plus one reusable digest context.
+ * A prepared context holds its own reference to the EVP_PKEY, so a key set
+ * freed by another thread (rotation) never leaves a dangling context here;
+ * the uid of a freed key is never seen again, so its slot just ages out. */
+
+#define VSLOTS 16
+
+typedef struct vslot {
+    uint64_t uid;          /* key uid; 0 = empty */
+    mg_jws_alg_t alg;
+    uint64_t used;         /* LRU tick */
+    EVP_PKEY_CTX *pctx;    /* RS*, PS*, ES*: ready for EVP_PKEY_verify */
+    EVP_MD_CTX *mctx;      /* EdDSA: ready for EVP_DigestVerify */
+} vslot_t;
+
+typedef struct jose_tls {
+    EVP_MD_CTX *dctx;      /* reusable digest context */
+    uint64_t tick;
+    vslot_t slot[VSLOTS];
+} jose_tls_t;
+
+static pthread_once_t jose_once = PTHREAD_ONCE_INIT;
+static pthread_key_t tls_key;
+static bool tls_key_ok;
+static EVP_MD *md_fetched[3]; /* SHA256, SHA384, SHA512; live for the process */
+static _Thread_local jose_tls_t *tls_cur;
+
+static void
+vslot_clear(vslot_t *s)
+{
+    EVP_PKEY_CTX_free(s->pctx);
+    EVP_MD_CTX_free(s->mctx);
+    memset(s, 0, sizeof(*s));
+}
+
+static void
+jose_tls_free(jose_tls_t *t)
+{
+    if (t == NULL)
+        return;
+    for (int i = 0; i < VSLOTS; i++)
+        vslot_clear(&t->slot[i]);
+    EVP_MD_CTX_free(t->dctx);
+    free(t);
+}
+
+static void
+jose_tls_destructor(void *p)
+{
+    if (tls_cur == p)
+        tls_cur = NULL;
+    jose_tls_free(p);
+}
+
+static void
+jose_init_once(void)
+{
+    static const char *const names[3] = {"SHA256", "SHA384", "SHA512"};
+
+    for (int i = 0; i < 3; i++)
+        md_fetched[i] = EVP_MD_fetch(NULL, names[i], NULL);
+    tls_key_ok = pthread_key_create(&tls_key, jose_tls_destructor) == 0;
+}
+
+
+/* This thread's state, created on first use; NULL when that fails (callers
+ * then take the slow path with temporary contexts). */
+static jose_tls_t *
+jose_tls(void)
+{
+    jose_tls_t *t = tls_cur;
+
+    if (t != NULL)
+        return t;
+    pthread_once(&jose_once, jose_init_once);
+    if (!tls_key_ok || (t = calloc(1, sizeof(*t))) == NULL)
+        return NULL;
+    if (pthread_setspecific(tls_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    tls_cur = t;
+    return t;
+}
+
+void
+mg_jwk_thread_cleanup(void)
+{
+    jose_tls_t *t = tls_cur;
+
+    if (t == NULL)
+        return;
+    tls_cur = NULL;
+    pthread_setspecific(tls_key, NULL);
+    jose_tls_free(t);
+}
+
 const EVP_MD *
 jose_alg_md(mg_jws_alg_t alg)
 {
     const jose_alg_info_t *ai = jose_alg_info(alg);
+    int i;
 
     if (ai == NULL || ai->md == NULL)
         return NULL;
-    /* The static legacy handles avoid a provider fetch by name per call. */
-    switch (ai->hlen) {
-    case 32: return EVP_sha256();
-    case 48: return EVP_sha384();
-    default: return EVP_sha512();
+    pthread_once(&jose_once, jose_init_once);
+    i = ai->hlen == 32 ? 0 : ai->hlen == 48 ? 1 : 2;
+    if (md_fetched[i] != NULL)
+        return md_fetched[i];
+    /* Fetch failed (no default provider?): the legacy handles still work. */
+    return i == 0 ? EVP_sha256() : i == 1 ? EVP_sha384() : EVP_sha512();
+}
+
+/* Digest <len> bytes with the thread's reusable context (a temporary one
+ * without thread state). <out> holds EVP_MAX_MD_SIZE bytes. */
+static int
+jose_digest(jose_tls_t *t, const EVP_MD *md, const void *data, size_t len, uint8_t *out,
+            unsigned int *outlen)
+{
+    EVP_MD_CTX *d = t ? t->dctx : NULL, *own = NULL;
+    int ok;
+
+    if (d == NULL) {
+        if ((d = EVP_MD_CTX_new()) == NULL)
+            return -1;
+        if (t)
+            t->dctx = d;
+        else
+            own = d;
     }
+    ok = EVP_DigestInit_ex2(d, md, NULL) == 1 && EVP_DigestUpdate(d, data, len) == 1 &&
+         EVP_DigestFinal_ex(d, out, outlen) == 1;
+    EVP_MD_CTX_free(own);
+    return ok ? 0 : -1;
+}
+
+int
+jose_sha256(const void *data, size_t len, uint8_t out[32])
+{
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (jose_digest(jose_tls(), jose_alg_md(MG_JWS_RS256), data, len, md, &n) != 0 || n != 32)
+        return -1;
+    memcpy(out, md, 32);
+    return 0;
+}
+
+/* Prepare <s> for verifying with <key> and <alg>. Returns 0 or -1 (s cleared). */
+static int
+vslot_prepare(vslot_t *s, const mg_jwk_t *key, mg_jws_alg_t alg)
+{
+    const jose_alg_info_t *ai = jose_alg_info(alg);
+    const EVP_MD *md = jose_alg_md(alg);
+
+    memset(s, 0, sizeof(*s));
+    if (ai->kty == JOSE_KTY_OKP) {
+        if ((s->mctx = EVP_MD_CTX_new()) == NULL ||
+            EVP_DigestVerifyInit_ex(s->mctx, NULL, NULL, NULL, NULL, key->pkey, NULL) != 1)
+            goto fail;
+    } else {
+        if ((s->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL)) == NULL ||
+            EVP_PKEY_verify_init(s->pctx) != 1 ||
+            EVP_PKEY_CTX_set_signature_md(s->pctx, md) != 1)
+            goto fail;
+        if (ai->kty == JOSE_KTY_RSA) {
+            if (EVP_PKEY_CTX_set_rsa_padding(s->pctx, ai->pss ? RSA_PKCS1_PSS_PADDING
+                                                              : RSA_PKCS1_PADDING) != 1)
+                goto fail;
+            /* RFC 7518 section 3.5: salt as long as the hash, MGF1 with the same hash. */
+            if (ai->pss && (EVP_PKEY_CTX_set_rsa_pss_saltlen(s->pctx, ai->hlen) != 1 ||
+                            EVP_PKEY_CTX_set_rsa_mgf1_md(s->pctx, md) != 1))
+                goto fail;
+        }
+    }
+    s->uid = key->uid;
+    s->alg = alg;
+    return 0;
+fail:
+    vslot_clear(s);
+    return -1;
+}
+
+/* The thread's prepared context for (key, alg), made on a miss in place of
+ * the least recently used one. */
+static vslot_t *
+vslot_get(jose_tls_t *t, const mg_jwk_t *key, mg_jws_alg_t alg)
+{
+    vslot_t *victim = &t->slot[0];
+
+    for (int i = 0; i < VSLOTS; i++) {
+        vslot_t *s = &t->slot[i];
+        if (s->uid == key->uid && s->alg == alg) {
+            s->used = ++t->tick;
+            return s;
+        }
+        if (s->used < victim->used)
+            victim = s;
+    }
+    vslot_clear(victim);
+    if (vslot_prepare(victim, key, alg) != 0)
+        return NULL;
+    victim->used = ++t->tick;
+    return victim;
 }
 
 mg_jws_alg_t
@@ -122,7 +324,6 @@ jwk_clear(struct mg_jwk *k)
 {
     free(k->kid);
     EVP_PKEY_free(k->pkey);
-    BN_free(k->order);
     memset(k, 0, sizeof(*k));
 }
 
@@ -239,7 +440,7 @@ import_ec(json_t *obj, struct mg_jwk *k)
         goto done;
     }
     if ((grp = EC_GROUP_new_by_curve_name(nid)) == NULL ||
-        (k->order = BN_dup(EC_GROUP_get0_order(grp))) == NULL)
+        BN_bn2binpad(EC_GROUP_get0_order(grp), k->order, (int)flen) != (int)flen)
         goto done;
     k->kty = JOSE_KTY_EC;
     k->crv = crvbits;
@@ -343,6 +544,8 @@ import_jwk(json_t *obj, struct mg_jwk *k)
     if (why != NULL) {
         jwk_clear(k);
         ERR_clear_error();
+    } else {
+        k->uid = atomic_fetch_add(&next_key_uid, 1);
     }
     return why;
 }
@@ -497,34 +700,55 @@ mg_jwk_usable_for(const mg_jwk_t *key, mg_jws_alg_t alg)
     return true;
 }
 
-/* R||S (RFC 7518 section 3.4) to DER, with r and s in [1, n-1]. */
-static unsigned char *
-ecdsa_raw_to_der(const mg_jwk_t *key, const uint8_t *sig, size_t siglen, int *derlen)
+/* One DER INTEGER of the unsigned big-endian <x> (n bytes, not all zero). */
+static size_t
+der_uint(uint8_t *out, const uint8_t *x, size_t n)
 {
-    size_t half = siglen / 2;
-    BIGNUM *r = BN_bin2bn(sig, (int)half, NULL), *s = BN_bin2bn(sig + half, (int)half, NULL);
-    ECDSA_SIG *es = NULL;
-    unsigned char *der = NULL;
+    size_t o = 0;
 
-    *derlen = 0;
-    if (r == NULL || s == NULL || BN_is_zero(r) || BN_is_zero(s) ||
-        BN_cmp(r, key->order) >= 0 || BN_cmp(s, key->order) >= 0)
-        goto fail;
-    if ((es = ECDSA_SIG_new()) == NULL || ECDSA_SIG_set0(es, r, s) != 1)
-        goto fail;
-    r = s = NULL; /* owned by es now */
-    if ((*derlen = i2d_ECDSA_SIG(es, &der)) <= 0) {
-        der = NULL;
-        goto fail;
-    }
-    ECDSA_SIG_free(es);
-    return der;
-fail:
-    BN_free(r);
-    BN_free(s);
-    ECDSA_SIG_free(es);
-    OPENSSL_free(der);
-    return NULL;
+    while (n > 1 && x[0] == 0)
+        x++, n--;
+    out[o++] = 0x02;
+    out[o++] = (uint8_t)(n + (x[0] & 0x80 ? 1 : 0));
+    if (x[0] & 0x80)
+        out[o++] = 0;
+    memcpy(out + o, x, n);
+    return o + n;
+}
+
+static bool
+ec_scalar_ok(const uint8_t *x, const uint8_t *order, size_t n)
+{
+    uint8_t any = 0;
+
+    for (size_t i = 0; i < n; i++)
+        any |= x[i];
+    /* Equal-length big-endian: memcmp is the numeric order. */
+    return any != 0 && memcmp(x, order, n) < 0;
+}
+
+#define ECDSA_DER_MAX (3 + 2 * (3 + 66))
+
+/* R||S (RFC 7518 section 3.4) to DER in <der> (ECDSA_DER_MAX bytes), with r
+ * and s in [1, n-1]. Returns the DER length, or 0 when out of range. */
+static size_t
+ecdsa_raw_to_der(const mg_jwk_t *key, const uint8_t *sig, size_t siglen, uint8_t *der)
+{
+    size_t half = siglen / 2, body, o;
+    uint8_t tmp[2 * (3 + 66)];
+
+    if (half > sizeof(key->order) || !ec_scalar_ok(sig, key->order, half) ||
+        !ec_scalar_ok(sig + half, key->order, half))
+        return 0;
+    body = der_uint(tmp, sig, half);
+    body += der_uint(tmp + body, sig + half, half);
+    o = 0;
+    der[o++] = 0x30;
+    if (body >= 0x80)
+        der[o++] = 0x81; /* at most 2 * 69 = 138 bytes */
+    der[o++] = (uint8_t)body;
+    memcpy(der + o, tmp, body);
+    return o + body;
 }
 
 int
@@ -532,46 +756,40 @@ mg_jwk_verify(const mg_jwk_t *key, mg_jws_alg_t alg, const uint8_t *msg, size_t 
               const uint8_t *sig, size_t siglen)
 {
     const jose_alg_info_t *ai = jose_alg_info(alg);
-    EVP_MD_CTX *mctx = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
-    unsigned char *der = NULL;
-    int derlen = 0, rc = -1;
+    jose_tls_t *t;
+    vslot_t tmp, *s;
+    uint8_t dgst[EVP_MAX_MD_SIZE], der[ECDSA_DER_MAX];
+    unsigned int dlen = 0;
+    int rc = -1;
 
+    memset(&tmp, 0, sizeof(tmp));
     if (!mg_jwk_usable_for(key, alg) || sig == NULL)
-        goto done;
+        return -1;
     /* Fixed lengths: RSA = modulus size (RFC 8017 section 8.2.2 step 1),
      * ECDSA = 2 x field size, Ed25519 = 64. Anything else, e.g. a DER
      * ECDSA signature, is refused before any crypto. */
     if (siglen != key->sig_len)
-        goto done;
-    if ((mctx = EVP_MD_CTX_new()) == NULL)
+        return -1;
+    if (ai->kty == JOSE_KTY_EC && (siglen = ecdsa_raw_to_der(key, sig, siglen, der)) == 0)
+        return -1;
+    t = jose_tls();
+    if (t != NULL)
+        s = vslot_get(t, key, alg);
+    else
+        s = vslot_prepare(&tmp, key, alg) == 0 ? &tmp : NULL;
+    if (s == NULL)
         goto done;
     if (ai->kty == JOSE_KTY_OKP) {
-        if (EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, key->pkey) != 1)
-            goto done;
-        rc = EVP_DigestVerify(mctx, sig, siglen, msg, msglen) == 1 ? 0 : -1;
+        rc = EVP_DigestVerify(s->mctx, sig, siglen, msg, msglen) == 1 ? 0 : -1;
         goto done;
     }
-    if (EVP_DigestVerifyInit(mctx, &pctx, jose_alg_md(alg), NULL, key->pkey) != 1)
+    if (jose_digest(t, jose_alg_md(alg), msg, msglen, dgst, &dlen) != 0)
         goto done;
-    if (ai->kty == JOSE_KTY_RSA) {
-        if (EVP_PKEY_CTX_set_rsa_padding(pctx, ai->pss ? RSA_PKCS1_PSS_PADDING
-                                                       : RSA_PKCS1_PADDING) != 1)
-            goto done;
-        /* RFC 7518 section 3.5: salt as long as the hash, MGF1 with the same hash. */
-        if (ai->pss && (EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, ai->hlen) != 1 ||
-                        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, jose_alg_md(alg)) != 1))
-            goto done;
-        rc = EVP_DigestVerify(mctx, sig, siglen, msg, msglen) == 1 ? 0 : -1;
-    } else {
-        if ((der = ecdsa_raw_to_der(key, sig, siglen, &derlen)) == NULL)
-            goto done;
-        rc = EVP_DigestVerify(mctx, der, (size_t)derlen, msg, msglen) == 1 ? 0 : -1;
-    }
+    rc = EVP_PKEY_verify(s->pctx, ai->kty == JOSE_KTY_EC ? der : sig, siglen, dgst, dlen) == 1
+             ? 0 : -1;
 done:
     if (rc != 0)
         ERR_clear_error(); /* a refused signature leaves nothing queued on this thread */
-    OPENSSL_free(der);
-    EVP_MD_CTX_free(mctx);
+    vslot_clear(&tmp);
     return rc;
 }

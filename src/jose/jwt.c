@@ -1,11 +1,11 @@
 /* jwt.c -- compact JWS parsing and access-token (RFC 9068) validation against per-issuer policies. */
-#include <math.h> /* isfinite */
+#include <errno.h>
+#include <locale.h>
+#include <math.h> /* isfinite, HUGE_VAL */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <jansson.h>
 
 #include "jose_int.h"
 #include "mcpgate/b64url.h"
@@ -334,81 +334,603 @@ mg_jwt_check_time(const mg_jwt_claims_t *c, int64_t leeway, int64_t now)
     return MG_JWT_OK;
 }
 
+/* --- a strict JSON reader for headers and claims sets ---------------------------
+ *
+ * A token's header and claims set are read in place, in the buffer they were
+ * base64url-decoded into, without building a tree: the whole text is
+ * validated with the rules jansson applies (json_loadb with
+ * JSON_REJECT_DUPLICATES, which this reader replaced on the token path) and
+ * only the top-level members the validator needs are kept:
+ *   - an object at the top, then only whitespace;
+ *   - strings: no control characters, the JSON escapes only, \u0000 refused,
+ *     surrogates only as valid pairs, strict UTF-8 (no overlong form, no
+ *     surrogate, nothing above U+10FFFF);
+ *   - numbers by the JSON grammar (no leading zero, no "1." or ".5"); an
+ *     integer must fit int64_t and a real must not overflow a double;
+ *   - no duplicate member names in any object (compared after unescaping);
+ *   - at most JSON_MAX_DEPTH nested objects and arrays, and no NUL byte.
+ * Strings are unescaped in place and NUL-terminated there, so the values
+ * handed out are plain C strings that live as long as the buffer. */
+
+typedef enum jtype {
+    JT_ABSENT = 0,
+    JT_STRING,
+    JT_INT,
+    JT_REAL,
+    JT_TRUE,
+    JT_FALSE,
+    JT_NULL,
+    JT_OBJECT,
+    JT_ARRAY,
+} jtype_t;
+
+typedef struct jval {
+    jtype_t type;
+    const char *s;          /* JT_STRING */
+    int64_t i;              /* JT_INT */
+    double d;               /* JT_REAL */
+    size_t first, n;        /* JT_ARRAY of a wanted member: its items in jdoc.items */
+    bool all_strings;       /* JT_ARRAY: every item is a string */
+} jval_t;
+
+typedef struct jkey {
+    const char *s;
+    size_t len;
+    uint32_t hash;
+} jkey_t;
+
+#define JKEYS_INLINE 64
+#define JITEMS_INLINE 16
+
+typedef struct jdoc {
+    const char *const *want; /* top-level member names to keep */
+    size_t nwant;
+    jval_t *vals;            /* nwant entries, JT_ABSENT when not present */
+    uint8_t *p, *end;
+    int depth;
+    jkey_t *keys;            /* member names of the open objects, for duplicates */
+    size_t nkeys, capkeys;
+    const char **items;      /* string items of wanted top-level arrays */
+    size_t nitems, capitems;
+    jkey_t keys_inline[JKEYS_INLINE];
+    const char *items_inline[JITEMS_INLINE];
+} jdoc_t;
+
+static void
+jdoc_init(jdoc_t *d, const char *const *want, size_t nwant, jval_t *vals)
+{
+    d->want = want;
+    d->nwant = nwant;
+    d->vals = vals;
+    memset(vals, 0, nwant * sizeof(*vals));
+    d->depth = 0;
+    d->keys = d->keys_inline;
+    d->nkeys = 0;
+    d->capkeys = JKEYS_INLINE;
+    d->items = d->items_inline;
+    d->nitems = 0;
+    d->capitems = JITEMS_INLINE;
+}
+
+static void
+jdoc_free(jdoc_t *d)
+{
+    if (d->keys != d->keys_inline)
+        free(d->keys);
+    if (d->items != d->items_inline)
+        free(d->items);
+    d->keys = d->keys_inline;
+    d->items = d->items_inline;
+}
+
+/* An inline-first array <arr> of *cap elements, full, doubled: the new
+ * array, or NULL (then <arr> is unchanged and still valid). */
+static void *
+jgrow(void *arr, const void *inline_arr, size_t *cap, size_t elem)
+{
+    void *nv;
+
+    if (arr == inline_arr) {
+        if ((nv = malloc(2 * *cap * elem)) != NULL)
+            memcpy(nv, arr, *cap * elem);
+    } else {
+        nv = realloc(arr, 2 * *cap * elem);
+    }
+    if (nv != NULL)
+        *cap *= 2;
+    return nv;
+}
+
+static void
+jskip_ws(jdoc_t *d)
+{
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\t' || *d->p == '\n' || *d->p == '\r'))
+        d->p++;
+}
+
+/* Length of the valid UTF-8 sequence at <p> (ASCII excluded), or 0. */
+static size_t
+utf8_seq(const uint8_t *p, const uint8_t *end)
+{
+    uint8_t c = p[0];
+    size_t n;
+    uint32_t v;
+
+    if (c < 0xC2)
+        return 0; /* a continuation byte, or an overlong two-byte form */
+    if (c < 0xE0)
+        n = 2, v = c & 0x1F;
+    else if (c < 0xF0)
+        n = 3, v = c & 0x0F;
+    else if (c < 0xF5)
+        n = 4, v = c & 0x07;
+    else
+        return 0;
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = v << 6 | (p[i] & 0x3F);
+    }
+    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || v > 0x10FFFF ||
+        (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+static int
+hex4(const uint8_t *p, const uint8_t *end, uint32_t *out)
+{
+    uint32_t v = 0;
+
+    if (end - p < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        uint8_t c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (uint32_t)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The string at d->p (on its opening quote), unescaped in place and
+ * NUL-terminated. */
+static int
+jstring(jdoc_t *d, const char **out, size_t *outlen)
+{
+    uint8_t *r = d->p + 1, *w = r, *start = r, *end = d->end;
+
+    for (;;) {
+        if (r >= end)
+            return -1;
+        uint8_t c = *r;
+        if (c == '"') {
+            d->p = r + 1;
+            *w = '\0'; /* w <= r: only bytes already read are overwritten */
+            *out = (const char *)start;
+            *outlen = (size_t)(w - start);
+            return 0;
+        }
+        if (c < 0x20)
+            return -1;
+        if (c < 0x80 && c != '\\') {
+            *w++ = c, r++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t n = utf8_seq(r, end);
+            if (n == 0)
+                return -1;
+            memmove(w, r, n);
+            w += n, r += n;
+            continue;
+        }
+        /* An escape. */
+        if (++r >= end)
+            return -1;
+        switch (c = *r++) {
+        case '"': case '\\': case '/': *w++ = c; break;
+        case 'b': *w++ = '\b'; break;
+        case 'f': *w++ = '\f'; break;
+        case 'n': *w++ = '\n'; break;
+        case 'r': *w++ = '\r'; break;
+        case 't': *w++ = '\t'; break;
+        case 'u': {
+            uint32_t v, v2;
+            if (hex4(r, end, &v) != 0)
+                return -1;
+            r += 4;
+            if (v == 0)
+                return -1; /* \u0000: jansson refuses it without JSON_ALLOW_NUL */
+            if (v >= 0xDC00 && v <= 0xDFFF)
+                return -1; /* a lone low surrogate */
+            if (v >= 0xD800 && v <= 0xDBFF) {
+                if (end - r < 2 || r[0] != '\\' || r[1] != 'u' || hex4(r + 2, end, &v2) != 0 ||
+                    v2 < 0xDC00 || v2 > 0xDFFF)
+                    return -1;
+                r += 6;
+                v = 0x10000 + ((v - 0xD800) << 10) + (v2 - 0xDC00);
+            }
+            if (v < 0x80) {
+                *w++ = (uint8_t)v;
+            } else if (v < 0x800) {
+                *w++ = (uint8_t)(0xC0 | v >> 6);
+                *w++ = (uint8_t)(0x80 | (v & 0x3F));
+            } else if (v < 0x10000) {
+                *w++ = (uint8_t)(0xE0 | v >> 12);
+                *w++ = (uint8_t)(0x80 | ((v >> 6) & 0x3F));
+                *w++ = (uint8_t)(0x80 | (v & 0x3F));
+            } else {
+                *w++ = (uint8_t)(0xF0 | v >> 18);
+                *w++ = (uint8_t)(0x80 | ((v >> 12) & 0x3F));
+                *w++ = (uint8_t)(0x80 | ((v >> 6) & 0x3F));
+                *w++ = (uint8_t)(0x80 | (v & 0x3F));
+            }
+            break;
+        }
+        default:
+            return -1;
+        }
+    }
+}
+
+static locale_t c_loc;
+
+static void
+c_locale_init(void)
+{
+    c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+/* The number at d->p, by the JSON grammar; integers must fit int64_t
+ * (strtoll, as jansson) and reals must not overflow (strtod). */
+static int
+jnumber(jdoc_t *d, jval_t *v)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    uint8_t *r = d->p, *start = r, *end = d->end, save;
+    bool real = false;
+    char *e;
+
+    if (r < end && *r == '-')
+        r++;
+    if (r >= end)
+        return -1;
+    if (*r == '0') {
+        r++;
+    } else if (*r >= '1' && *r <= '9') {
+        while (r < end && *r >= '0' && *r <= '9')
+            r++;
+    } else {
+        return -1;
+    }
+    if (r < end && *r == '.') {
+        real = true;
+        if (++r >= end || *r < '0' || *r > '9')
+            return -1;
+        while (r < end && *r >= '0' && *r <= '9')
+            r++;
+    }
+    if (r < end && (*r == 'e' || *r == 'E')) {
+        real = true;
+        if (++r < end && (*r == '+' || *r == '-'))
+            r++;
+        if (r >= end || *r < '0' || *r > '9')
+            return -1;
+        while (r < end && *r >= '0' && *r <= '9')
+            r++;
+    }
+    /* The buffer has a spare byte past the end: terminate the text for the
+     * libc conversion, then put the byte back. */
+    save = *r;
+    *r = '\0';
+    errno = 0;
+    if (real) {
+        pthread_once(&once, c_locale_init);
+        v->type = JT_REAL;
+        v->d = c_loc != (locale_t)0 ? strtod_l((char *)start, &e, c_loc) : strtod((char *)start, &e);
+        if ((v->d == HUGE_VAL || v->d == -HUGE_VAL) && errno == ERANGE)
+            v->type = JT_ABSENT;
+    } else {
+        v->type = JT_INT;
+        v->i = strtoll((char *)start, &e, 10);
+        if (errno == ERANGE)
+            v->type = JT_ABSENT;
+    }
+    *r = save;
+    if (v->type == JT_ABSENT || e != (char *)r)
+        return -1;
+    d->p = r;
+    return 0;
+}
+
+static uint32_t
+key_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+    const jkey_t *x = a, *y = b;
+
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->s, y->s, x->len);
+}
+
+/* True when two of the <n> keys are equal: pairwise for small objects,
+ * by sorting for large ones (no quadratic cost on a hostile token). */
+static bool
+keys_have_duplicate(jkey_t *k, size_t n)
+{
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (k[i].hash == k[j].hash && k[i].len == k[j].len &&
+                    memcmp(k[i].s, k[j].s, k[i].len) == 0)
+                    return true;
+        return false;
+    }
+    qsort(k, n, sizeof(*k), key_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (key_cmp(&k[i - 1], &k[i]) == 0)
+            return true;
+    return false;
+}
+
+static int jvalue(jdoc_t *d, jval_t *v, bool collect);
+
+static int
+jobject(jdoc_t *d, bool top)
+{
+    size_t mark = d->nkeys;
+
+    if (++d->depth > JSON_MAX_DEPTH)
+        return -1;
+    d->p++; /* '{' */
+    jskip_ws(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        const char *k;
+        size_t klen;
+        jval_t *slot = NULL;
+
+        jskip_ws(d);
+        if (d->p >= d->end || *d->p != '"' || jstring(d, &k, &klen) != 0)
+            return -1;
+        if (d->nkeys == d->capkeys) {
+            jkey_t *nk = jgrow(d->keys, d->keys_inline, &d->capkeys, sizeof(*nk));
+            if (nk == NULL)
+                return -1;
+            d->keys = nk;
+        }
+        d->keys[d->nkeys++] = (jkey_t){k, klen, key_hash(k, klen)};
+        jskip_ws(d);
+        if (d->p >= d->end || *d->p != ':')
+            return -1;
+        d->p++;
+        jskip_ws(d);
+        if (top)
+            for (size_t i = 0; i < d->nwant && slot == NULL; i++)
+                if (strlen(d->want[i]) == klen && memcmp(d->want[i], k, klen) == 0)
+                    slot = &d->vals[i];
+        if (jvalue(d, slot, slot != NULL) != 0)
+            return -1;
+        jskip_ws(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            break;
+        }
+        return -1;
+    }
+    if (keys_have_duplicate(d->keys + mark, d->nkeys - mark))
+        return -1;
+    d->nkeys = mark;
+    d->depth--;
+    return 0;
+}
+
+static int
+jarray(jdoc_t *d, jval_t *v)
+{
+    if (++d->depth > JSON_MAX_DEPTH)
+        return -1;
+    d->p++; /* '[' */
+    if (v) {
+        v->type = JT_ARRAY;
+        v->first = d->nitems;
+        v->n = 0;
+        v->all_strings = true;
+    }
+    jskip_ws(d);
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        jval_t item;
+        jskip_ws(d);
+        if (jvalue(d, v ? &item : NULL, false) != 0)
+            return -1;
+        if (v && item.type == JT_STRING) {
+            if (d->nitems == d->capitems) {
+                const char **ni = jgrow(d->items, d->items_inline, &d->capitems, sizeof(*ni));
+                if (ni == NULL)
+                    return -1;
+                d->items = ni;
+            }
+            d->items[d->nitems++] = item.s;
+            v->n++;
+        } else if (v) {
+            v->all_strings = false;
+        }
+        jskip_ws(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == ']') {
+            d->p++;
+            break;
+        }
+        return -1;
+    }
+    d->depth--;
+    return 0;
+}
+
+/* One value at d->p. With <v>, its type and scalar value are stored; with
+ * <collect> too, the string items of an array (a wanted top-level member). */
+static int
+jvalue(jdoc_t *d, jval_t *v, bool collect)
+{
+    jval_t scratch;
+    size_t n;
+
+    if (v == NULL)
+        v = &scratch;
+    v->type = JT_ABSENT;
+    if (d->p >= d->end)
+        return -1;
+    switch (*d->p) {
+    case '{':
+        v->type = JT_OBJECT;
+        return jobject(d, false);
+    case '[':
+        if (jarray(d, collect ? v : NULL) != 0)
+            return -1;
+        v->type = JT_ARRAY;
+        return 0;
+    case '"':
+        v->type = JT_STRING;
+        return jstring(d, &v->s, &n);
+    case 't':
+        v->type = JT_TRUE;
+        n = 4;
+        break;
+    case 'f':
+        v->type = JT_FALSE;
+        n = 5;
+        break;
+    case 'n':
+        v->type = JT_NULL;
+        n = 4;
+        break;
+    default:
+        return jnumber(d, v);
+    }
+    if ((size_t)(d->end - d->p) < n ||
+        memcmp(d->p, v->type == JT_TRUE ? "true" : v->type == JT_FALSE ? "false" : "null", n) != 0)
+        return -1;
+    d->p += n;
+    return 0;
+}
+
+/* Parse the JSON object in s[0..len) (modified in place; s[len] must be
+ * writable) keeping the wanted members. 0, or -1 when it is not an
+ * acceptable JSON object. jdoc_free() in both cases. */
+static int
+jdoc_parse(jdoc_t *d, uint8_t *s, size_t len)
+{
+    if (len == 0 || memchr(s, 0, len) != NULL)
+        return -1;
+    d->p = s;
+    d->end = s + len;
+    jskip_ws(d);
+    if (d->p >= d->end || *d->p != '{' || jobject(d, true) != 0)
+        return -1;
+    jskip_ws(d);
+    return d->p == d->end ? 0 : -1;
+}
+
 /* --- parsing ------------------------------------------------------------------ */
+
+/* Decoded segments of a token up to this size stay on the stack (the default
+ * max_token_size of 8192 characters decodes to at most 6144 bytes). */
+#define JWS_INLINE_BUF 6400
+
+enum { HDR_ALG, HDR_CRIT, HDR_B64, HDR_KID, HDR_TYP, HDR_N };
+static const char *const hdr_names[HDR_N] = {"alg", "crit", "b64", "kid", "typ"};
 
 typedef struct jws {
     const char *seg[3];
     size_t seglen[3];
-    json_t *header;
-    uint8_t *payload, *sig;
+    uint8_t *buf;           /* inline or malloc'd: header, payload, signature */
+    uint8_t *payload, *sig; /* in buf, each followed by a spare byte */
     size_t plen, siglen;
     mg_jws_alg_t alg;
-    const char *kid; /* borrowed from header */
+    const char *kid;        /* in buf */
+    const char *typ;        /* in buf; NULL when absent or not a string */
+    uint8_t inline_buf[JWS_INLINE_BUF];
 } jws_t;
+
+static void
+jws_init(jws_t *j)
+{
+    j->buf = NULL;
+    j->payload = j->sig = NULL;
+    j->plen = j->siglen = 0;
+    j->alg = MG_JWS_ALG_UNKNOWN;
+    j->kid = j->typ = NULL;
+}
 
 static void
 jws_clear(jws_t *j)
 {
-    json_decref(j->header);
-    free(j->payload);
-    free(j->sig);
-    memset(j, 0, sizeof(*j));
+    if (j->buf != j->inline_buf)
+        free(j->buf);
+    j->buf = NULL;
 }
 
-/* Nesting depth of JSON text, counted outside strings; -1 past the cap. */
+/* Decode one segment at *at in j->buf, NUL-terminated; advances *at. */
 static int
-json_depth_ok(const uint8_t *s, size_t len)
+decode_seg(jws_t *j, int i, uint8_t **out, size_t *outlen, size_t *at)
 {
-    int depth = 0;
-    bool in_str = false;
-
-    for (size_t i = 0; i < len; i++) {
-        uint8_t ch = s[i];
-        if (in_str) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"')
-                in_str = false;
-        } else if (ch == '"') {
-            in_str = true;
-        } else if (ch == '{' || ch == '[') {
-            if (++depth > JSON_MAX_DEPTH)
-                return 0;
-        } else if (ch == '}' || ch == ']') {
-            depth--;
-        }
-    }
-    return 1;
-}
-
-/* A JSON object from decoded bytes: no NUL anywhere, bounded depth, no
- * duplicate member names (RFC 7515 section 5.2 step 4, RFC 8725 section 3.7). */
-static json_t *
-parse_object(const uint8_t *s, size_t len)
-{
-    json_t *v;
-    json_error_t jerr;
-
-    if (len == 0 || memchr(s, 0, len) != NULL || !json_depth_ok(s, len))
-        return NULL;
-    v = json_loadb((const char *)s, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (v != NULL && !json_is_object(v)) {
-        json_decref(v);
-        v = NULL;
-    }
-    return v;
+    *out = j->buf + *at;
+    if (mg_b64url_decode(j->seg[i], j->seglen[i], *out, outlen) != 0)
+        return -1;
+    (*out)[*outlen] = 0;
+    *at += *outlen + 1;
+    return 0;
 }
 
 /* Structure, encoding and the issuer-independent header rules. */
 static mg_jwt_reason_t
 jws_parse(const char *token, size_t len, jws_t *j)
 {
-    size_t dots[4], ndots = 0, hlen;
-    uint8_t *hdr = NULL;
-    json_t *v;
-    mg_jwt_reason_t r = MG_JWT_MALFORMED;
+    size_t dots[4], ndots = 0, hlen, need, at = 0;
+    uint8_t *hdr;
+    jdoc_t hd;
+    jval_t hv[HDR_N];
+    mg_jwt_reason_t r;
 
-    memset(j, 0, sizeof(*j));
+    jws_init(j);
     for (size_t i = 0; i < len; i++) {
         if (token[i] == '.') {
             if (ndots == 4) {
@@ -426,51 +948,52 @@ jws_parse(const char *token, size_t len, jws_t *j)
     j->seg[1] = token + dots[0] + 1, j->seglen[1] = dots[1] - dots[0] - 1;
     j->seg[2] = token + dots[1] + 1, j->seglen[2] = len - dots[1] - 1;
 
-    if ((hdr = jose_b64_decode_alloc(j->seg[0], j->seglen[0], &hlen)) == NULL ||
-        (j->payload = jose_b64_decode_alloc(j->seg[1], j->seglen[1], &j->plen)) == NULL ||
-        (j->sig = jose_b64_decode_alloc(j->seg[2], j->seglen[2], &j->siglen)) == NULL) {
-        r = MG_JWT_BAD_ENCODING;
-        goto done;
-    }
-    if ((j->header = parse_object(hdr, hlen)) == NULL) {
+    need = MG_B64URL_DECODED_MAX(j->seglen[0]) + MG_B64URL_DECODED_MAX(j->seglen[1]) +
+           MG_B64URL_DECODED_MAX(j->seglen[2]) + 3;
+    if (need <= sizeof(j->inline_buf))
+        j->buf = j->inline_buf;
+    else if ((j->buf = malloc(need)) == NULL)
+        return MG_JWT_INTERNAL;
+    if (decode_seg(j, 0, &hdr, &hlen, &at) != 0 || decode_seg(j, 1, &j->payload, &j->plen, &at) != 0 ||
+        decode_seg(j, 2, &j->sig, &j->siglen, &at) != 0)
+        return MG_JWT_BAD_ENCODING;
+    jdoc_init(&hd, hdr_names, HDR_N, hv);
+    if (jdoc_parse(&hd, hdr, hlen) != 0) {
         r = MG_JWT_BAD_JSON;
         goto done;
     }
     /* RFC 8725 section 3.1: only algorithms we know; none and HS* have no value. */
-    v = json_object_get(j->header, "alg");
-    if (!json_is_string(v) || (j->alg = mg_jws_alg_from_name(json_string_value(v))) ==
-                                  MG_JWS_ALG_UNKNOWN) {
+    if (hv[HDR_ALG].type != JT_STRING ||
+        (j->alg = mg_jws_alg_from_name(hv[HDR_ALG].s)) == MG_JWS_ALG_UNKNOWN) {
         r = MG_JWT_ALG_NOT_ALLOWED;
         goto done;
     }
     /* RFC 7515 section 4.1.11: we understand no extension, so any crit fails. */
-    if (json_object_get(j->header, "crit") != NULL) {
+    if (hv[HDR_CRIT].type != JT_ABSENT) {
         r = MG_JWT_CRIT_UNSUPPORTED;
         goto done;
     }
-    if (json_object_get(j->header, "b64") != NULL) {
+    if (hv[HDR_B64].type != JT_ABSENT) {
         r = MG_JWT_B64_UNSUPPORTED;
         goto done;
     }
     /* jku, x5u, jwk, x5c are deliberately never read (RFC 8725 section 3.10):
      * keys come from the issuer's configured set only. */
-    v = json_object_get(j->header, "kid");
-    if (v != NULL && !json_is_string(v)) {
+    if (hv[HDR_KID].type != JT_ABSENT && hv[HDR_KID].type != JT_STRING) {
         r = MG_JWT_MALFORMED;
         goto done;
     }
-    j->kid = json_string_value(v);
+    j->kid = hv[HDR_KID].type == JT_STRING ? hv[HDR_KID].s : NULL;
+    j->typ = hv[HDR_TYP].type == JT_STRING ? hv[HDR_TYP].s : NULL;
     r = MG_JWT_OK;
 done:
-    free(hdr);
+    jdoc_free(&hd);
     return r;
 }
 
 static bool
-typ_is_at_jwt(json_t *header)
+typ_is_at_jwt(const char *typ)
 {
-    const char *typ = json_string_value(json_object_get(header, "typ"));
-
     /* RFC 9068 section 4; media types compare case-insensitively (RFC 2045). */
     return typ && (strcasecmp(typ, "at+jwt") == 0 || strcasecmp(typ, "application/at+jwt") == 0);
 }
@@ -517,7 +1040,7 @@ jws_check(const jws_t *j, size_t len, mg_jwt_issuer_t *is, uint64_t *generation)
         return MG_JWT_TOO_LARGE;
     if (!(is->algs & MG_JWS_ALG_BIT(j->alg)))
         return MG_JWT_ALG_NOT_ALLOWED;
-    if (is->require_typ && !typ_is_at_jwt(j->header))
+    if (is->require_typ && !typ_is_at_jwt(j->typ))
         return MG_JWT_BAD_TYP;
     ks = mg_jwt_issuer_keys(is);
     if ((r = select_key(ks, j->alg, j->kid, &key)) != MG_JWT_OK)
@@ -549,10 +1072,13 @@ mg_jws_verify(const char *token, size_t len, mg_jwt_issuer_t *policy, uint8_t **
         return MG_JWT_TOO_LARGE;
     if ((r = jws_parse(token, len, &j)) == MG_JWT_OK &&
         (r = jws_check(&j, len, policy, NULL)) == MG_JWT_OK && payload) {
-        *payload = j.payload;
-        if (payload_len)
-            *payload_len = j.plen;
-        j.payload = NULL;
+        if ((*payload = malloc(j.plen + 1)) == NULL) {
+            r = MG_JWT_INTERNAL;
+        } else {
+            memcpy(*payload, j.payload, j.plen + 1);
+            if (payload_len)
+                *payload_len = j.plen;
+        }
     }
     jws_clear(&j);
     return r;
@@ -564,17 +1090,17 @@ mg_jws_verify(const char *token, size_t len, mg_jwt_issuer_t *policy, uint8_t **
  * [0, 9999-12-31]. Reals are rounded towards the strict side by the caller's
  * choice: exp down, nbf/iat up. A string is never a date. */
 static int
-numeric_date(json_t *v, bool round_up, int64_t *out)
+numeric_date(const jval_t *v, bool round_up, int64_t *out)
 {
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
+    if (v->type == JT_INT) {
+        int64_t i = v->i;
         if (i < 0 || i > NUMERIC_DATE_MAX)
             return -1;
         *out = (int64_t)i;
         return 0;
     }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
+    if (v->type == JT_REAL) {
+        double d = v->d;
         if (!isfinite(d) || d < 0 || d > (double)NUMERIC_DATE_MAX)
             return -1;
         /* d >= 0, so truncation is floor; no libm needed. */
@@ -623,41 +1149,45 @@ push_words(mg_jwt_claims_t *c, const char *s)
     return 0;
 }
 
-static mg_jwt_reason_t
-opt_string(json_t *payload, const char *name, char **dst)
-{
-    json_t *v = json_object_get(payload, name);
+enum {
+    CL_ISS, CL_CNF, CL_EXP, CL_NBF, CL_IAT, CL_AUD, CL_SUB, CL_CLIENT_ID, CL_AZP, CL_JTI,
+    CL_SCOPE, CL_SCP, CL_N
+};
+static const char *const claim_names[CL_N] = {"iss", "cnf", "exp", "nbf", "iat", "aud",
+                                              "sub", "client_id", "azp", "jti", "scope", "scp"};
 
-    if (v == NULL || *dst != NULL)
+static mg_jwt_reason_t
+opt_string(const jval_t *v, char **dst)
+{
+    if (v->type == JT_ABSENT || *dst != NULL)
         return MG_JWT_OK;
-    if (!json_is_string(v))
+    if (v->type != JT_STRING)
         return MG_JWT_INVALID_CLAIM;
-    return (*dst = strdup(json_string_value(v))) ? MG_JWT_OK : MG_JWT_INTERNAL;
+    return (*dst = strdup(v->s)) ? MG_JWT_OK : MG_JWT_INTERNAL;
 }
 
 static mg_jwt_reason_t
-read_claims(json_t *p, mg_jwt_issuer_t *is, const char *const *audiences, size_t naud,
+read_claims(const jdoc_t *d, mg_jwt_issuer_t *is, const char *const *audiences, size_t naud,
             int64_t now, mg_jwt_claims_t *c)
 {
-    json_t *v, *item;
-    size_t i;
+    const jval_t *p = d->vals, *v;
     mg_jwt_reason_t r;
 
     /* SPEC T-17: we cannot check a DPoP or mTLS binding, so never treat a
      * sender-constrained token as a bearer token. */
-    if (json_object_get(p, "cnf") != NULL)
+    if (p[CL_CNF].type != JT_ABSENT)
         return MG_JWT_CNF_UNSUPPORTED;
-    if ((v = json_object_get(p, "exp")) == NULL)
+    if (p[CL_EXP].type == JT_ABSENT)
         return MG_JWT_MISSING_CLAIM;
-    if (numeric_date(v, false, &c->exp) != 0)
+    if (numeric_date(&p[CL_EXP], false, &c->exp) != 0)
         return MG_JWT_INVALID_CLAIM;
-    if ((v = json_object_get(p, "nbf")) != NULL) {
-        if (numeric_date(v, true, &c->nbf) != 0)
+    if (p[CL_NBF].type != JT_ABSENT) {
+        if (numeric_date(&p[CL_NBF], true, &c->nbf) != 0)
             return MG_JWT_INVALID_CLAIM;
         c->has_nbf = true;
     }
-    if ((v = json_object_get(p, "iat")) != NULL) {
-        if (numeric_date(v, true, &c->iat) != 0)
+    if (p[CL_IAT].type != JT_ABSENT) {
+        if (numeric_date(&p[CL_IAT], true, &c->iat) != 0)
             return MG_JWT_INVALID_CLAIM;
         c->has_iat = true;
     }
@@ -670,20 +1200,20 @@ read_claims(json_t *p, mg_jwt_issuer_t *is, const char *const *audiences, size_t
             return MG_JWT_LIFETIME_TOO_LONG;
     }
     /* aud: a string or an array of strings (RFC 7519 section 4.1.3). */
-    if ((v = json_object_get(p, "aud")) == NULL)
+    v = &p[CL_AUD];
+    if (v->type == JT_ABSENT)
         return MG_JWT_MISSING_CLAIM;
-    if (json_is_string(v)) {
-        if ((c->aud = calloc(1, sizeof(char *))) == NULL ||
-            (c->aud[0] = strdup(json_string_value(v))) == NULL)
+    if (v->type == JT_STRING) {
+        if ((c->aud = calloc(1, sizeof(char *))) == NULL || (c->aud[0] = strdup(v->s)) == NULL)
             return MG_JWT_INTERNAL;
         c->n_aud = 1;
-    } else if (json_is_array(v)) {
-        if (json_array_size(v) > 0 && (c->aud = calloc(json_array_size(v), sizeof(char *))) == NULL)
+    } else if (v->type == JT_ARRAY) {
+        if (!v->all_strings)
+            return MG_JWT_INVALID_CLAIM;
+        if (v->n > 0 && (c->aud = calloc(v->n, sizeof(char *))) == NULL)
             return MG_JWT_INTERNAL;
-        json_array_foreach(v, i, item) {
-            if (!json_is_string(item))
-                return MG_JWT_INVALID_CLAIM;
-            if ((c->aud[c->n_aud] = strdup(json_string_value(item))) == NULL)
+        for (size_t i = 0; i < v->n; i++) {
+            if ((c->aud[c->n_aud] = strdup(d->items[v->first + i])) == NULL)
                 return MG_JWT_INTERNAL;
             c->n_aud++;
         }
@@ -693,33 +1223,33 @@ read_claims(json_t *p, mg_jwt_issuer_t *is, const char *const *audiences, size_t
     if (!mg_jwt_claims_aud_matches(c, audiences, naud))
         return MG_JWT_AUD_MISMATCH;
     /* sub: required by RFC 9068 section 2.2, a string. */
-    if ((v = json_object_get(p, "sub")) == NULL)
+    v = &p[CL_SUB];
+    if (v->type == JT_ABSENT)
         return MG_JWT_MISSING_CLAIM;
-    if (!json_is_string(v))
+    if (v->type != JT_STRING)
         return MG_JWT_INVALID_CLAIM;
-    if ((c->sub = strdup(json_string_value(v))) == NULL)
+    if ((c->sub = strdup(v->s)) == NULL)
         return MG_JWT_INTERNAL;
-    if ((r = opt_string(p, "client_id", &c->client_id)) != MG_JWT_OK ||
-        (r = opt_string(p, "azp", &c->client_id)) != MG_JWT_OK ||
-        (r = opt_string(p, "jti", &c->jti)) != MG_JWT_OK)
+    if ((r = opt_string(&p[CL_CLIENT_ID], &c->client_id)) != MG_JWT_OK ||
+        (r = opt_string(&p[CL_AZP], &c->client_id)) != MG_JWT_OK ||
+        (r = opt_string(&p[CL_JTI], &c->jti)) != MG_JWT_OK)
         return r;
     /* Scopes: `scope` (RFC 9068 section 2.2.3) or else `scp` (array, or a string). */
-    if ((v = json_object_get(p, "scope")) != NULL) {
-        if (!json_is_string(v))
+    if ((v = &p[CL_SCOPE])->type != JT_ABSENT) {
+        if (v->type != JT_STRING)
             return MG_JWT_INVALID_CLAIM;
-        if (push_words(c, json_string_value(v)) != 0)
+        if (push_words(c, v->s) != 0)
             return MG_JWT_INTERNAL;
-    } else if ((v = json_object_get(p, "scp")) != NULL) {
-        if (json_is_string(v)) {
-            if (push_words(c, json_string_value(v)) != 0)
+    } else if ((v = &p[CL_SCP])->type != JT_ABSENT) {
+        if (v->type == JT_STRING) {
+            if (push_words(c, v->s) != 0)
                 return MG_JWT_INTERNAL;
-        } else if (json_is_array(v)) {
-            json_array_foreach(v, i, item) {
-                if (!json_is_string(item))
-                    return MG_JWT_INVALID_CLAIM;
-                if (push_words(c, json_string_value(item)) != 0)
+        } else if (v->type == JT_ARRAY) {
+            if (!v->all_strings)
+                return MG_JWT_INVALID_CLAIM;
+            for (size_t i = 0; i < v->n; i++)
+                if (push_words(c, d->items[v->first + i]) != 0)
                     return MG_JWT_INTERNAL;
-            }
         } else {
             return MG_JWT_INVALID_CLAIM;
         }
@@ -733,14 +1263,16 @@ mg_jwt_verify(const char *token, size_t len, mg_jwt_issuer_t *const *issuers, si
               mg_jwt_claims_t **claims_out)
 {
     jws_t j;
-    json_t *payload = NULL, *v;
+    jdoc_t pd;
+    jval_t pv[CL_N];
     mg_jwt_issuer_t *is = NULL;
     mg_jwt_claims_t *c = NULL;
     size_t max_size = 0;
     uint64_t generation = 0;
     mg_jwt_reason_t r;
 
-    memset(&j, 0, sizeof(j));
+    jws_init(&j);
+    jdoc_init(&pd, claim_names, CL_N, pv);
     if (claims_out)
         *claims_out = NULL;
     for (size_t i = 0; i < n_issuers; i++)
@@ -756,18 +1288,17 @@ mg_jwt_verify(const char *token, size_t len, mg_jwt_issuer_t *const *issuers, si
     }
     if ((r = jws_parse(token, len, &j)) != MG_JWT_OK)
         goto done;
-    if ((payload = parse_object(j.payload, j.plen)) == NULL) {
+    if (jdoc_parse(&pd, j.payload, j.plen) != 0) {
         r = MG_JWT_BAD_JSON;
         goto done;
     }
     /* Pick the issuer by the (still unverified) iss, exactly; only its keys
      * are tried (RFC 8725 section 3.8, SPEC T-08). */
-    v = json_object_get(payload, "iss");
     r = MG_JWT_ISS_MISMATCH;
-    if (!json_is_string(v))
+    if (pv[CL_ISS].type != JT_STRING)
         goto done;
     for (size_t i = 0; i < n_issuers && is == NULL; i++)
-        if (strcmp(issuers[i]->iss, json_string_value(v)) == 0)
+        if (strcmp(issuers[i]->iss, pv[CL_ISS].s) == 0)
             is = issuers[i];
     if (is == NULL)
         goto done;
@@ -780,7 +1311,7 @@ mg_jwt_verify(const char *token, size_t len, mg_jwt_issuer_t *const *issuers, si
     c->alg = j.alg;
     c->issuer = is;
     c->keys_generation = generation;
-    if ((r = read_claims(payload, is, audiences, n_audiences, now, c)) != MG_JWT_OK)
+    if ((r = read_claims(&pd, is, audiences, n_audiences, now, c)) != MG_JWT_OK)
         goto done;
     if (claims_out) {
         *claims_out = c;
@@ -788,7 +1319,7 @@ mg_jwt_verify(const char *token, size_t len, mg_jwt_issuer_t *const *issuers, si
     }
 done:
     mg_jwt_claims_free(c);
-    json_decref(payload);
+    jdoc_free(&pd);
     jws_clear(&j);
     return r;
 }
@@ -797,23 +1328,24 @@ mg_jwt_reason_t
 mg_jwt_peek_header(const char *token, size_t len, char **kid, char **iss)
 {
     jws_t j;
-    json_t *payload = NULL, *v;
+    jdoc_t pd;
+    jval_t pv[CL_N];
     mg_jwt_reason_t r;
 
     *kid = NULL;
     *iss = NULL;
+    jdoc_init(&pd, claim_names, CL_N, pv);
     if ((r = jws_parse(token, len, &j)) != MG_JWT_OK)
         goto done;
-    if ((payload = parse_object(j.payload, j.plen)) == NULL) {
+    if (jdoc_parse(&pd, j.payload, j.plen) != 0) {
         r = MG_JWT_BAD_JSON;
         goto done;
     }
-    v = json_object_get(payload, "iss");
-    if (!json_is_string(v)) {
+    if (pv[CL_ISS].type != JT_STRING) {
         r = MG_JWT_ISS_MISMATCH;
         goto done;
     }
-    if ((*iss = strdup(json_string_value(v))) == NULL ||
+    if ((*iss = strdup(pv[CL_ISS].s)) == NULL ||
         (j.kid != NULL && (*kid = strdup(j.kid)) == NULL)) {
         r = MG_JWT_INTERNAL;
         goto done;
@@ -826,7 +1358,7 @@ done:
         *iss = NULL;
         *kid = NULL;
     }
-    json_decref(payload);
+    jdoc_free(&pd);
     jws_clear(&j);
     return r;
 }

@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 
+#include "jose_int.h"
 #include "mcpgate/jwt.h"
 #include "mcpgate/token_cache.h"
 
@@ -140,7 +141,7 @@ mg_token_cache_verify(mg_token_cache_t *c, const char *token, size_t len,
                       const mg_jwt_claims_t **claims_out)
 {
     uint8_t key[32];
-    unsigned int keylen = 0;
+    bool have_key = false;
     entry_t *e = NULL;
     mg_jwt_claims_t *claims = NULL;
     mg_jwt_reason_t r;
@@ -149,9 +150,9 @@ mg_token_cache_verify(mg_token_cache_t *c, const char *token, size_t len,
         *claims_out = NULL;
     mg_jwt_claims_free(c->scratch);
     c->scratch = NULL;
-    if (c->capacity == 0 || EVP_Digest(token, len, key, &keylen, EVP_sha256(), NULL) != 1 ||
-        keylen != sizeof(key))
+    if (c->capacity == 0 || jose_sha256(token, len, key) != 0)
         goto verify;
+    have_key = true;
     if ((e = entry_find(c, key)) != NULL) {
         mg_jwt_claims_t *ec = e->claims;
         if (now >= e->expires || !issuer_listed(ec->issuer, issuers, n_issuers) ||
@@ -186,7 +187,7 @@ verify:
     int64_t expires = claims->exp;
     if (c->capacity > 0 && now + c->ttl < expires)
         expires = now + c->ttl;
-    if (c->capacity > 0 && keylen == sizeof(key) && expires > now &&
+    if (c->capacity > 0 && have_key && expires > now &&
         (e = calloc(1, sizeof(*e))) != NULL) {
         if (c->n >= c->capacity) {
             c->stats.evictions++;

@@ -4,11 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
 #include <openssl/ec.h>
 #include <openssl/hmac.h>
 
 #include "mgtest.h"
 #include "jose_testutil.h"
+#include "mcpgate/token_cache.h"
 
 static tkey_t rsa, rsa_b, ec, ed, attacker, rsa1024;
 static mg_jwt_issuer_t *issuer;
@@ -926,6 +931,384 @@ test_multi_issuer(void)
     mg_jwt_issuer_free(b);
 }
 
+/* --- the token JSON reader against jansson ----------------------------------
+ * The header and claims set are read by a small in-place reader (src/jose/jwt.c)
+ * that must accept exactly what json_loadb(JSON_REJECT_DUPLICATES) accepted,
+ * with the NUL and depth rules on top, and must unescape strings alike. Every
+ * text below, and many random mutations of them, go through both. */
+
+static bool
+ref_depth_ok(const char *s, size_t len)
+{
+    int depth = 0;
+    bool in_str = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = false;
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '{' || ch == '[') {
+            if (++depth > 16)
+                return false;
+        } else if (ch == '}' || ch == ']') {
+            depth--;
+        }
+    }
+    return true;
+}
+
+/* jansson's verdict (the reader used before): 1 accepted, with *iss the
+ * unescaped iss string (or NULL); 0 refused. */
+static int
+ref_parse(const char *s, size_t len, char **iss)
+{
+    json_error_t jerr;
+    json_t *v;
+    int ok;
+
+    *iss = NULL;
+    if (len == 0 || memchr(s, 0, len) != NULL || !ref_depth_ok(s, len))
+        return 0;
+    v = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
+    ok = v != NULL && json_is_object(v);
+    if (ok && json_is_string(json_object_get(v, "iss")))
+        *iss = strdup(json_string_value(json_object_get(v, "iss")));
+    json_decref(v);
+    return ok;
+}
+
+/* Ours, through mg_jwt_peek_header (header {"alg":"RS256"}, payload <s>). */
+static int
+our_parse(const char *s, size_t len, char **iss)
+{
+    static const char hdr[] = "eyJhbGciOiJSUzI1NiJ9"; /* {"alg":"RS256"} */
+    char *tok = malloc(sizeof(hdr) + MG_B64URL_ENCODED_LEN(len) + 8), *kid = NULL;
+    size_t n = sizeof(hdr) - 1;
+    mg_jwt_reason_t r;
+
+    memcpy(tok, hdr, n);
+    tok[n++] = '.';
+    n += mg_b64url_encode((const uint8_t *)s, len, tok + n);
+    memcpy(tok + n, ".AA", 4);
+    n += 3;
+    r = mg_jwt_peek_header(tok, n, &kid, iss);
+    free(tok);
+    free(kid);
+    if (r == MG_JWT_BAD_JSON)
+        return 0;
+    return r == MG_JWT_OK || r == MG_JWT_ISS_MISMATCH ? 1 : -1;
+}
+
+static int json_diff_fail;
+
+static void
+json_diff_one(const char *s, size_t len)
+{
+    char *a = NULL, *b = NULL;
+    int ra = ref_parse(s, len, &a), rb = our_parse(s, len, &b);
+
+    if (ra != rb || (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0)) {
+        if (json_diff_fail++ < 10) {
+            printf("# JSON reader differs from jansson (jansson %d, ours %d) on: ", ra, rb);
+            for (size_t i = 0; i < len && i < 200; i++)
+                printf(s[i] >= 0x20 && s[i] < 0x7f ? "%c" : "\\x%02x", (unsigned char)s[i]);
+            printf("\n");
+        }
+    }
+    free(a);
+    free(b);
+}
+
+static void
+test_json_reader_matches_jansson(void)
+{
+    static const char *const seeds[] = {
+        "{}", " {} ", "{\"iss\":\"x\"}", "\t{\"iss\" : \"x\" }\r\n", "[]", "\"x\"", "1", "null",
+        "{\"iss\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\te\"}",
+        "{\"iss\":\"\\u0041\\u00e9\\u20AC\\ud83d\\ude00\"}",
+        "{\"iss\":\"\\u0000\"}", "{\"iss\":\"\\ud800\"}", "{\"iss\":\"\\udc00\"}",
+        "{\"iss\":\"\\ud800\\u0041\"}", "{\"iss\":\"\\ud800x\"}", "{\"iss\":\"\\uZZZZ\"}",
+        "{\"iss\":\"\\x\"}", "{\"iss\":\"a\x01\"}", "{\"iss\":\"a\x7f\"}",
+        "{\"iss\":\"\xc3\xa9\"}", "{\"iss\":\"\xc0\x80\"}", "{\"iss\":\"\xed\xa0\x80\"}",
+        "{\"iss\":\"\xf4\x90\x80\x80\"}", "{\"iss\":\"\xf0\x9f\x98\x80\"}", "{\"iss\":\"\xe0\x80\xaf\"}",
+        "{\"iss\":\"\xff\"}", "{\"iss\":\"\x80\"}", "{\"iss\":\"\xc3\"}",
+        "{\"i\\u0073s\":\"esc\"}", "{\"iss\":\"a\",\"i\\u0073s\":\"b\"}", "{\"iss\":\"a\",\"iss\":\"a\"}",
+        "{\"a\":{\"b\":1,\"b\":2}}", "{\"a\":[{\"b\":1},{\"b\":2}]}", "{\"\":1,\"\":2}",
+        "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,"
+        "\"k\":11,\"l\":12,\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"q\":17,\"r\":18,\"a\":19}",
+        "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,"
+        "\"k\":11,\"l\":12,\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"q\":17,\"r\":18,\"s\":19}",
+        "{\"n\":0}", "{\"n\":-0}", "{\"n\":01}", "{\"n\":-}", "{\"n\":1.}", "{\"n\":.5}",
+        "{\"n\":1e5}", "{\"n\":1E+5}", "{\"n\":1e-5}", "{\"n\":1e}", "{\"n\":+1}", "{\"n\":1.5e3}",
+        "{\"n\":9223372036854775807}", "{\"n\":9223372036854775808}",
+        "{\"n\":-9223372036854775808}", "{\"n\":-9223372036854775809}", "{\"n\":1e308}",
+        "{\"n\":1e309}", "{\"n\":-1e309}", "{\"n\":1e-400}", "{\"n\":0x10}", "{\"n\":Infinity}",
+        "{\"n\":NaN}", "{\"n\":1 2}", "{\"t\":true,\"f\":false,\"z\":null}", "{\"t\":tru}",
+        "{\"t\":True}", "{\"t\":nul}", "{\"a\":[1,2,]}", "{\"a\":[,1]}", "{\"a\":1,}", "{,\"a\":1}",
+        "{\"a\" 1}", "{\"a\":}", "{a:1}", "{'a':1}", "{\"a\":1}}", "{\"a\":1}x", "{\"a\":1} {}",
+        "\xef\xbb\xbf{}", "{\"a\":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}",
+        "{\"a\":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}", "{\"a\":\"[[[[[[[[[[[[[[[[[[[[[[\"}",
+        "{\"a\":\"\\\"[[[[[[[[[[[[[[[[[[[[[[\"}", "{\"a\":[\"x\",{\"y\":[null,true]}],\"b\":{}}",
+        "{\"iss\":\"https://as.example.com\",\"aud\":[\"a\",\"b\"],\"scp\":[\"x y\",\"z\"],"
+        "\"exp\":1700000600.5,\"nbf\":1.7e9,\"cnf\":{\"jkt\":\"x\"}}",
+        "{\"a\":\"\xe2\x82\"}", "{\"a\":\"\t\"}", "{\"a\"\x0b:1}", "{\"a\":1\x0c}",
+    };
+    static const char alphabet[] = "{}[]\",:\\u0123456789abcdefABCDEFeE+-. tnrfl/\t\n\x80\xc3\xa9\xed\xa0\xf4\x90\xff\x01";
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    size_t nseeds = sizeof(seeds) / sizeof(seeds[0]);
+
+    json_diff_fail = 0;
+    for (size_t i = 0; i < nseeds; i++)
+        json_diff_one(seeds[i], strlen(seeds[i]));
+    /* Large objects and arrays (sorted duplicate check, heap growth), with and
+     * without a duplicate, at the top and nested. */
+    for (int dup = 0; dup < 2; dup++) {
+        for (int nested = 0; nested < 2; nested++) {
+            char big[8192];
+            size_t n = 0;
+            n += (size_t)sprintf(big + n, "{\"iss\":\"x\",\"aud\":[");
+            for (int i = 0; i < 40; i++)
+                n += (size_t)sprintf(big + n, "%s\"a%d\"", i ? "," : "", i);
+            n += (size_t)sprintf(big + n, "],%s", nested ? "\"o\":{" : "");
+            for (int i = 0; i < 200; i++)
+                n += (size_t)sprintf(big + n, "%s\"k%d\":%d", i ? "," : "", i, i);
+            if (dup)
+                n += (size_t)sprintf(big + n, ",\"k%d\":0", 137);
+            n += (size_t)sprintf(big + n, "%s}", nested ? "}" : "");
+            json_diff_one(big, n);
+        }
+    }
+    /* A long aud array (the match is its last item) and a long scp array go
+     * through the heap-grown item list into the claims. */
+    {
+        char big[4096], *tok;
+        size_t n = 0;
+        const char *aud = T_AUD;
+        mg_jwt_claims_t *c = NULL;
+        n += (size_t)sprintf(big + n, "{\"iss\":\"" T_ISS "\",\"sub\":\"s\",\"exp\":%lld,\"aud\":[",
+                             (long long)T_NOW + 60);
+        for (int i = 0; i < 40; i++)
+            n += (size_t)sprintf(big + n, "\"https://other/%d\",", i);
+        n += (size_t)sprintf(big + n, "\"" T_AUD "\"],\"scp\":[");
+        for (int i = 0; i < 20; i++)
+            n += (size_t)sprintf(big + n, "%s\"s\\u0030%d\"", i ? "," : "", i);
+        sprintf(big + n, "]}");
+        tok = mint(&rsa, MG_JWS_RS256, H_RS, big);
+        MG_CHECK_INT(mg_jwt_verify(tok, strlen(tok), &issuer, 1, &aud, 1, T_NOW, &c), MG_JWT_OK);
+        if (c) {
+            MG_CHECK_INT(c->n_aud, 41);
+            MG_CHECK_INT(c->n_scopes, 20);
+            MG_CHECK(mg_jwt_claims_has_scope(c, "s019"));
+        }
+        mg_jwt_claims_free(c);
+        free(tok);
+    }
+    for (int iter = 0; iter < 40000; iter++) {
+        char buf[512];
+        const char *seed = seeds[iter % nseeds];
+        size_t len = strlen(seed);
+        memcpy(buf, seed, len);
+        int edits = 1 + (int)(x % 3);
+        for (int e = 0; e < edits; e++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t pos = len ? (size_t)(x >> 8) % len : 0;
+            char ch = alphabet[(x >> 32) % (sizeof(alphabet) - 1)];
+            switch (x % 3) {
+            case 0: /* replace */
+                if (len)
+                    buf[pos] = ch;
+                break;
+            case 1: /* insert */
+                if (len + 1 < sizeof(buf)) {
+                    memmove(buf + pos + 1, buf + pos, len - pos);
+                    buf[pos] = ch;
+                    len++;
+                }
+                break;
+            default: /* delete */
+                if (len) {
+                    memmove(buf + pos, buf + pos + 1, len - pos - 1);
+                    len--;
+                }
+            }
+        }
+        json_diff_one(buf, len);
+    }
+    MG_CHECK_INT(json_diff_fail, 0);
+}
+
+/* --- concurrency ------------------------------------------------------------
+ * Four threads verify RS256, PS256, ES256 and EdDSA tokens while a fifth keeps
+ * swapping the issuer's key set between fresh parses of the right keys and of
+ * other keys under the same kids. Verifiers must only ever see ok or
+ * bad_signature; then, with each set held still, every thread must get the
+ * right answer (a per-thread prepared context is never used for another key). */
+
+#define MT_VERIFIERS 4
+#define MT_ITER 150
+
+static struct {
+    mg_jwt_issuer_t *is;
+    const char *good_jwks, *other_jwks;
+    char *tok[4];
+    atomic_int stop, bad, ok_seen, badsig_seen;
+    pthread_barrier_t bar;
+    mg_jwt_reason_t expect; /* phase 2 and 3 */
+} mt;
+
+static mg_jwks_t *
+mt_parse(const char *text)
+{
+    return mg_jwks_parse(text, strlen(text), NULL, 0);
+}
+
+static void *
+mt_verifier(void *arg)
+{
+    const char *aud = T_AUD;
+    mg_token_cache_t *cache = mg_token_cache_new(16, 60);
+    int id = (int)(intptr_t)arg;
+
+    for (int i = 0; i < MT_ITER; i++) {
+        for (int t = 0; t < 4; t++) {
+            const char *tok = mt.tok[(t + id) % 4];
+            mg_jwt_claims_t *c = NULL;
+            const mg_jwt_claims_t *cc = NULL;
+            mg_jwt_reason_t r = (i & 1) ? mg_jwt_verify(tok, strlen(tok), &mt.is, 1, &aud, 1, T_NOW, &c)
+                                        : mg_token_cache_verify(cache, tok, strlen(tok), &mt.is, 1,
+                                                                &aud, 1, T_NOW, &cc);
+            if (r == MG_JWT_OK)
+                atomic_fetch_add(&mt.ok_seen, 1);
+            else if (r == MG_JWT_BAD_SIGNATURE)
+                atomic_fetch_add(&mt.badsig_seen, 1);
+            else
+                atomic_fetch_add(&mt.bad, 1);
+            mg_jwt_claims_free(c);
+        }
+    }
+    /* Phases with the key set held still: main installs it between barriers. */
+    for (int phase = 0; phase < 2; phase++) {
+        pthread_barrier_wait(&mt.bar);
+        pthread_barrier_wait(&mt.bar);
+        for (int t = 0; t < 4; t++) {
+            mg_jwt_claims_t *c = NULL;
+            if (mg_jwt_verify(mt.tok[t], strlen(mt.tok[t]), &mt.is, 1, &aud, 1, T_NOW, &c) !=
+                mt.expect)
+                atomic_fetch_add(&mt.bad, 1);
+            mg_jwt_claims_free(c);
+        }
+    }
+    mg_token_cache_free(cache);
+    return NULL; /* the thread's verification contexts are freed at exit */
+}
+
+static void *
+mt_swapper(void *arg)
+{
+    for (int i = 0; !atomic_load(&mt.stop); i++) {
+        mg_jwks_t *ks = mt_parse(i & 1 ? mt.other_jwks : mt.good_jwks);
+        mg_jwt_issuer_set_keys(mt.is, ks);
+        mg_jwks_unref(ks); /* the issuer (and readers) hold the only references */
+    }
+    return NULL;
+}
+
+static char *
+mt_jwks_text(const char *const *jwks)
+{
+    size_t len = 16;
+    char *buf;
+
+    for (size_t i = 0; jwks[i]; i++)
+        len += strlen(jwks[i]) + 1;
+    buf = malloc(len);
+    strcpy(buf, "{\"keys\":[");
+    for (size_t i = 0; jwks[i]; i++) {
+        if (i)
+            strcat(buf, ",");
+        strcat(buf, jwks[i]);
+    }
+    strcat(buf, "]}");
+    return buf;
+}
+
+static void
+test_concurrent_verify_and_key_swap(void)
+{
+    tkey_t g_rsa, g_ec, g_ed, o_rsa, o_ec, o_ed;
+    pthread_t th[MT_VERIFIERS], sw;
+    char *good, *other, *p;
+    mg_jwks_t *ks;
+
+    tkey_make(&g_rsa, "RSA", NULL, 2048, "mt-rsa", MG_JWS_ALG_UNKNOWN);
+    tkey_make(&g_ec, "EC", "P-256", 0, "mt-ec", MG_JWS_ES256);
+    tkey_make(&g_ed, "ED25519", NULL, 0, "mt-ed", MG_JWS_EDDSA);
+    tkey_make(&o_rsa, "RSA", NULL, 2048, "mt-rsa", MG_JWS_ALG_UNKNOWN);
+    tkey_make(&o_ec, "EC", "P-256", 0, "mt-ec", MG_JWS_ES256);
+    tkey_make(&o_ed, "ED25519", NULL, 0, "mt-ed", MG_JWS_EDDSA);
+    const char *gl[] = {g_rsa.jwk, g_ec.jwk, g_ed.jwk, NULL}, *ol[] = {o_rsa.jwk, o_ec.jwk, o_ed.jwk, NULL};
+    good = mt_jwks_text(gl);
+    other = mt_jwks_text(ol);
+    memset(&mt, 0, sizeof(mt));
+    mt.good_jwks = good;
+    mt.other_jwks = other;
+    mt.is = mg_jwt_issuer_new(T_ISS);
+    p = claims("");
+    mt.tok[0] = mint(&g_rsa, MG_JWS_RS256, "{\"alg\":\"RS256\",\"typ\":\"at+jwt\",\"kid\":\"mt-rsa\"}", p);
+    mt.tok[1] = mint(&g_rsa, MG_JWS_PS256, "{\"alg\":\"PS256\",\"typ\":\"at+jwt\",\"kid\":\"mt-rsa\"}", p);
+    mt.tok[2] = mint(&g_ec, MG_JWS_ES256, "{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"mt-ec\"}", p);
+    mt.tok[3] = mint(&g_ed, MG_JWS_EDDSA, "{\"alg\":\"EdDSA\",\"typ\":\"at+jwt\",\"kid\":\"mt-ed\"}", p);
+    free(p);
+    ks = mt_parse(good);
+    mg_jwt_issuer_set_keys(mt.is, ks);
+    mg_jwks_unref(ks);
+    pthread_barrier_init(&mt.bar, NULL, MT_VERIFIERS + 1);
+
+    pthread_create(&sw, NULL, mt_swapper, NULL);
+    for (int i = 0; i < MT_VERIFIERS; i++)
+        pthread_create(&th[i], NULL, mt_verifier, (void *)(intptr_t)i);
+    pthread_barrier_wait(&mt.bar); /* churn phase over */
+    atomic_store(&mt.stop, 1);
+    pthread_join(sw, NULL);
+    /* Phase 2: the other keys, held still: every token is a bad signature. */
+    ks = mt_parse(other);
+    mg_jwt_issuer_set_keys(mt.is, ks);
+    mg_jwks_unref(ks);
+    mt.expect = MG_JWT_BAD_SIGNATURE;
+    pthread_barrier_wait(&mt.bar);
+    pthread_barrier_wait(&mt.bar);
+    /* Phase 3: the right keys again: every token verifies. */
+    ks = mt_parse(good);
+    mg_jwt_issuer_set_keys(mt.is, ks);
+    mg_jwks_unref(ks);
+    mt.expect = MG_JWT_OK;
+    pthread_barrier_wait(&mt.bar);
+    for (int i = 0; i < MT_VERIFIERS; i++)
+        pthread_join(th[i], NULL);
+
+    MG_CHECK_INT(atomic_load(&mt.bad), 0);
+    MG_CHECK(atomic_load(&mt.ok_seen) > 0);
+    printf("# churn: %d ok, %d bad_signature across key-set swaps\n", atomic_load(&mt.ok_seen),
+           atomic_load(&mt.badsig_seen));
+    pthread_barrier_destroy(&mt.bar);
+    for (int i = 0; i < 4; i++)
+        free(mt.tok[i]);
+    mg_jwt_issuer_free(mt.is);
+    free(good);
+    free(other);
+    tkey_free(&g_rsa);
+    tkey_free(&g_ec);
+    tkey_free(&g_ed);
+    tkey_free(&o_rsa);
+    tkey_free(&o_ec);
+    tkey_free(&o_ed);
+}
+
 int
 main(void)
 {
@@ -963,6 +1346,8 @@ main(void)
     MG_RUN(test_neg_keys);
     MG_RUN(test_neg_size);
     MG_RUN(test_multi_issuer);
+    MG_RUN(test_json_reader_matches_jansson);
+    MG_RUN(test_concurrent_verify_and_key_swap);
 
     mg_jwt_issuer_free(issuer);
     tkey_free(&rsa);
@@ -971,5 +1356,6 @@ main(void)
     tkey_free(&rsa1024);
     tkey_free(&ec);
     tkey_free(&ed);
+    mg_jwk_thread_cleanup();
     return mg_test_done();
 }
