@@ -26,7 +26,8 @@ typedef struct mg_conf_where {
     int line;
 } mg_conf_where_t;
 
-/* listen ADDR:PORT;  or  listen ADDR:PORT { tls_certificate F; tls_certificate_key F; }
+/* listen ADDR:PORT;  or  listen ADDR:PORT { tls_certificate F; tls_certificate_key F;
+ *                                           plaintext_ok; max_connections N; }
  * admin_listen ADDR:PORT;  ADDR is an IPv4 literal, [IPv6] literal, "*" or "localhost". */
 typedef struct mg_conf_listen {
     char *text;                   /* "127.0.0.1:8080" as written (after ${} expansion) */
@@ -37,6 +38,9 @@ typedef struct mg_conf_listen {
     bool plaintext_ok;            /* `listen ADDR { plaintext_ok; }`: plain HTTP on a
                                      non-loopback address on purpose (behind a TLS proxy or
                                      mesh): no warning, allowed under require_tls */
+    size_t max_connections;       /* `listen ADDR { max_connections N; }`: the most client
+                                     connections this listener holds (all workers); 0: no cap
+                                     of its own (the top-level max_connections still applies) */
     mg_conf_where_t where;
 } mg_conf_listen_t;
 
@@ -252,6 +256,9 @@ typedef struct mg_conf {
     uint32_t stream_idle_timeout;    /* [10m]  no byte either way on a streamed response */
     uint32_t drain_timeout;          /* [30s]  SIGTERM: in-flight requests get this long */
     uint32_t sse_keepalive;          /* [0 = off] idle SSE streams get ": keepalive" comments */
+    size_t max_connections;          /* [10000] client connections held by the process (all
+                                        workers and listeners); over it: closed at accept */
+    size_t max_connections_per_client; /* [256] the same per client IP address; 0 = off */
     int log_level;                   /* [MG_LOG_INFO] log_level error|warn|info|debug; */
     char *access_log;                /* ["stdout"] access_log stdout|stderr|off|FILE; the JSON
                                         audit log, one line per request (a FILE is resolved

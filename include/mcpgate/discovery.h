@@ -80,6 +80,8 @@ typedef struct mg_discovery_result {
     const char *introspection_endpoint; /* when ok and advertised, else NULL */
     const char *metadata_url;           /* the URL whose document was used (NULL if none) */
     int64_t lifetime;                   /* mg_cache_lifetime() of that response, -1 if none */
+    const char *document;               /* when ok: the metadata document as received */
+    size_t document_len;
 } mg_discovery_result_t;
 
 /* Everything in *res is valid during the callback only. */

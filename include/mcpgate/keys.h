@@ -67,6 +67,11 @@ char *mg_keys_introspection_endpoint(mg_keys_t *km, mg_jwt_issuer_t *is);
  * When false and <why> is not NULL, a short reason is written there. */
 bool mg_keys_ready(mg_keys_t *km, char *why, size_t whylen);
 
+/* Any thread: a copy of the authorization-server metadata document discovered for
+ * <issuer_url> (for legacy_as_metadata), or NULL when there is none (a jwks_file or
+ * jwks_uri issuer, or discovery has not succeeded yet). Malloc'd; *len its length. */
+char *mg_keys_metadata(mg_keys_t *km, const char *issuer_url, size_t *len);
+
 struct mg_metrics;
 /* Main thread, before the first fetch: count fetches (mcpgate_jwks_fetches_total)
  * and keys (mcpgate_jwks_keys, mcpgate_jwks_age_seconds) in <m> (borrowed). */

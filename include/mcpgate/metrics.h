@@ -133,6 +133,7 @@ size_t mg_metric_family_size(const mg_metric_family_t *fam);
  * mcpgate_ratelimit_fallbacks_total     counter    mode
  * mcpgate_connections_open              gauge      -
  * mcpgate_sse_streams_open              gauge      -
+ * mcpgate_connections_refused_total     counter    reason
  * mcpgate_token_cache_hits_total        counter    -
  * mcpgate_token_cache_misses_total      counter    -
  * mcpgate_config_reloads_total          counter    result
@@ -169,6 +170,7 @@ typedef struct mg_metrics {
     mg_metric_family_t *redis_errors;
     mg_metric_family_t *ratelimit_fallbacks;
     mg_metric_family_t *config_reloads;
+    mg_metric_family_t *connections_refused;
     /* Families without labels: their only series, resolved up front. */
     mg_metric_t *connections_open;
     mg_metric_t *sse_streams_open;
@@ -208,6 +210,9 @@ void mg_metrics_jwks_loaded(mg_metrics_t *m, const char *issuer, int64_t nkeys);
 void mg_metrics_redis_error(mg_metrics_t *m, const char *kind);
 /* mode: local, allow, deny (the on_failure policy that was applied) */
 void mg_metrics_ratelimit_fallback(mg_metrics_t *m, const char *mode);
+/* A client connection closed at accept by a limit; reason: max_connections,
+ * listen_max_connections, max_connections_per_client. */
+void mg_metrics_connection_refused(mg_metrics_t *m, const char *reason);
 /* ok: the new generation is in service (also sets the last-reload timestamp). */
 void mg_metrics_config_reload(mg_metrics_t *m, int ok);
 

@@ -185,6 +185,8 @@ conf_new(const char *source)
     c->stream_idle_timeout = 10 * 60 * 1000;
     c->drain_timeout = 30 * 1000;
     c->sse_keepalive = 0;
+    c->max_connections = 10000;
+    c->max_connections_per_client = 256;
     c->log_level = MG_LOG_INFO;
     c->token_cache_size = 10000;
     c->access_log = strdup("stdout");

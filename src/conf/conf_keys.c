@@ -350,14 +350,17 @@ set_listen(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_
 static void
 post_listen(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj)
 {
-    bool cert = false, key = false, plain = false;
+    bool cert = false, key = false, plain = false, limit = false;
 
     /* look at the statements, not the fields: a bad file was already reported */
     for (size_t i = 0; i < n->nchildren; i++) {
         cert |= strcmp(n->children[i].name, "tls_certificate") == 0;
         key |= strcmp(n->children[i].name, "tls_certificate_key") == 0;
         plain |= strcmp(n->children[i].name, "plaintext_ok") == 0;
+        limit |= strcmp(n->children[i].name, "max_connections") == 0;
     }
+    if (!cert && !key && limit)
+        return; /* `listen ADDR { max_connections N; }`: a plain listener with a cap */
     if (plain) {
         /* `listen ADDR { plaintext_ok; }`: a plain listener, said out loud */
         if (cert || key)
@@ -1514,6 +1517,18 @@ set_flag(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_di
     return NULL;
 }
 
+/* max_connections N; at top level (the process) or in a listen block (that listener). */
+static const char *
+set_max_connections(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                    const mg_conf_directive_t *d)
+{
+    mg_conf_directive_t t = *d;
+
+    t.off = obj == cx->conf ? offsetof(mg_conf_t, max_connections)
+                            : offsetof(mg_conf_listen_t, max_connections);
+    return set_count(cx, n, obj, &t);
+}
+
 /* hsts DURATION|off; in seconds (a year does not fit the millisecond durations). */
 static const char *
 set_hsts(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
@@ -1751,6 +1766,10 @@ const mg_conf_directive_t mg_conf_directives[] = {
      0, MS_MAX},
     {"sse_keepalive", T, 1, 1, MG_DIR_ONCE, 0, set_duration_off, NULL, TOPOFF(sse_keepalive),
      0, MS_MAX},
+    {"max_connections", T | L, 1, 1, MG_DIR_ONCE, 0, set_max_connections, NULL, 0,
+     1, 1000000},
+    {"max_connections_per_client", T, 1, 1, MG_DIR_ONCE, 0, set_count, NULL,
+     TOPOFF(max_connections_per_client), 0, 1000000},
     {"log_level", T, 1, 1, MG_DIR_ONCE, 0, set_log_level, NULL, 0, 0, 0},
     {"access_log", T, 1, 1, MG_DIR_ONCE, 0, set_access_log, NULL, 0, 0, 0},
     {"issuer", T | R, 1, 1, MG_DIR_BLOCK_OPT, I, set_issuer_any, post_issuer_any, 0, 0, 0},

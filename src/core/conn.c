@@ -35,6 +35,7 @@
 #include "core_int.h"
 #include "mcpgate/audit.h"
 #include "mcpgate/identity.h"
+#include "mcpgate/keys.h"
 #include "mcpgate/log.h"
 #include "mcpgate/mcp.h"
 #include "mcpgate/ratelimit.h"
@@ -84,6 +85,7 @@ struct mg_conn {
     struct bufferevent *bev;
     bool tls;
     char client_ip[INET6_ADDRSTRLEN];
+    mg_climit_ticket_t climit; /* its place under max_connections (given back in reap_cb) */
     mg_conn_state_t state;
     struct event *tmo;  /* the state's timeout (see the table above) */
     struct event *ka;   /* SSE keepalive comments */
@@ -1273,12 +1275,29 @@ on_head(mg_conn_t *c)
         case MG_MCP_WK_REPLY:
             send_mcp_reply(c, &rep);
             return;
-        case MG_MCP_WK_AS_METADATA:
-            /* Mirroring the authorization server's metadata is not done yet:
-             * answer as if legacy_as_metadata were off. */
+        case MG_MCP_WK_AS_METADATA: {
+            /* legacy_as_metadata: 2025-03-26 clients look for the AS metadata at
+             * the server's origin (SPEC D-22): mirror what discovery fetched for
+             * the route's first issuer, byte for byte. */
+            const mg_conf_t *cf = c->gen->conf;
+            size_t dlen = 0;
+            char *doc = NULL;
             mg_mcp_reply_clear(&rep);
-            send_error(c, 404, "no authorization server metadata here", NULL);
+            if (as_route != NULL && as_route->nissuers > 0)
+                doc = mg_keys_metadata(c->gen->keys, cf->issuers[as_route->issuers[0]].url, &dlen);
+            if (doc == NULL) {
+                send_error(c, 404, "no authorization server metadata here", NULL);
+                return;
+            }
+            rep.status = 200;
+            rep.body = doc;
+            rep.body_len = dlen;
+            rep.content_type = "application/json";
+            rep.headers = strdup("Cache-Control: public, max-age=3600\r\n"
+                                 "Access-Control-Allow-Origin: *\r\n");
+            send_mcp_reply(c, &rep);
             return;
+        }
         default:
             break;
         }
@@ -2275,6 +2294,7 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    mg_connlimit_release(w->climit, &c->climit);
     mg_auth_cancel(c->auth_wait); /* normally done by conn_mark_dead already */
     c->auth_wait = NULL;
     if (c->sse_counted && w->metrics != NULL)
@@ -2326,8 +2346,21 @@ mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sock
     SSL *ssl = NULL;
     const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     int one = 1;
+    char ip[INET6_ADDRSTRLEN] = "unknown";
+    mg_climit_ticket_t ticket;
 
     if (w->draining) {
+        evutil_closesocket(fd);
+        return;
+    }
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+    /* Over a limit: closed before anything is read or allocated, the cheapest answer to a
+     * flood (and the only one a TLS listener could give before a handshake). */
+    if (!mg_connlimit_acquire(w->climit, w->gen->conf, (size_t)(l - w->listeners), l->text, sa, ip,
+                              &ticket)) {
         evutil_closesocket(fd);
         return;
     }
@@ -2337,16 +2370,10 @@ mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sock
         goto fail;
     c->w = w;
     c->tls = l->tls;
+    c->climit = ticket;
     c->gen = mg_gen_ref(w->gen);
     c->state = MG_CONN_READ_HEAD;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->client_ip,
-                  sizeof(c->client_ip));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->client_ip,
-                  sizeof(c->client_ip));
-    else
-        strcpy(c->client_ip, "unknown");
+    memcpy(c->client_ip, ip, sizeof(ip));
     c->tmo = evtimer_new(w->base, timeout_cb, c);
     c->ka = evtimer_new(w->base, keepalive_cb, c);
     c->kick = event_new(w->base, -1, 0, kick_cb, c);
@@ -2380,6 +2407,7 @@ mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sock
     return;
 fail:
     mg_log_error("cannot set up a client connection: out of memory");
+    mg_connlimit_release(w->climit, &ticket);
     if (ssl)
         SSL_free(ssl);
     if (fd >= 0)

@@ -65,6 +65,36 @@ SSL_CTX *mg_tls_client_ctx(const char *ca_file, const char *where);
 /* A client SSL for <host>: SNI (names only) and name or IP check. NULL on error. */
 SSL *mg_tls_client_ssl(SSL_CTX *ctx, const char *host);
 
+/* ---- connlimit.c: max_connections, max_connections_per_client (process-wide) ---- */
+
+/* Shared by every worker (atomics and per-bucket mutexes inside); owned by the server,
+ * freed after the workers. */
+typedef struct mg_connlimit mg_connlimit_t;
+struct mg_metrics;
+
+/* What one accepted connection holds; given back with mg_connlimit_release(). */
+typedef struct mg_climit_ticket {
+    struct mg_climit_entry *client; /* its client's entry, or NULL (not counted per client) */
+    int listener;                   /* the listener index counted, or -1 */
+    bool total;                     /* counted in the process total */
+} mg_climit_ticket_t;
+
+/* <nlisten>: the listeners of the startup configuration (the sockets). <metrics> borrowed,
+ * may be NULL. NULL on out of memory. */
+mg_connlimit_t *mg_connlimit_new(size_t nlisten, struct mg_metrics *metrics);
+/* After every connection was released (every worker freed). NULL-safe. */
+void mg_connlimit_free(mg_connlimit_t *cl);
+/* Any worker, at accept: take a place for a connection from <sa> (its text <client_ip>) on
+ * listener <listener> (index in mg_worker_t.listeners, address <listen_text>) under the
+ * limits of <conf>. True: *t holds it. False: over a limit (counted in the metrics, logged at
+ * most once a second), *t holds nothing and the caller closes the socket. <cl> NULL: no
+ * limits. */
+bool mg_connlimit_acquire(mg_connlimit_t *cl, const mg_conf_t *conf, size_t listener,
+                          const char *listen_text, const struct sockaddr *sa, const char *client_ip,
+                          mg_climit_ticket_t *t);
+/* Give back what <t> holds (idempotent). NULL-safe on <cl>. Any thread. */
+void mg_connlimit_release(mg_connlimit_t *cl, mg_climit_ticket_t *t);
+
 /* ---- worker.c ---- */
 
 struct mg_server;
@@ -93,6 +123,7 @@ typedef struct mg_worker {
     mg_gen_t *gen; /* current generation for new requests (own reference) */
     struct mg_metrics *metrics; /* the process's metrics (borrowed from the server) */
     struct mg_audit *audit;     /* the audit log (borrowed from the server) */
+    mg_connlimit_t *climit;     /* the connection limits (borrowed from the server) */
     struct mg_session_store *sessions; /* Mcp-Session-Id bindings: the server's shared memory
                                           store (borrowed), or own_sessions */
     /* Shared state (docs/redis.md). The in-process limiter is the server's (borrowed, locked

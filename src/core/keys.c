@@ -43,6 +43,8 @@ typedef struct source {
     char *jwks_uri;               /* configured, or NULL: discovery */
     char *disc_uri;               /* discovered jwks_uri (NULL until discovery succeeded) */
     char *introspection_endpoint; /* discovered, for later use */
+    char *metadata_doc;           /* the discovered metadata document (legacy_as_metadata) */
+    size_t metadata_len;
     char *ca_file;
     bool allow_http;
     /* knobs, ms: from the newest registration */
@@ -212,6 +214,7 @@ source_free(source_t *s)
     free(s->url);
     free(s->jwks_uri);
     free(s->disc_uri);
+    free(s->metadata_doc);
     free(s->introspection_endpoint);
     free(s->ca_file);
     free(s);
@@ -464,11 +467,18 @@ disc_cb(const mg_discovery_result_t *res, void *arg)
     free(s->disc_uri);
     s->disc_uri = strdup(res->jwks_uri);
     {
-        /* Workers read it (mg_keys_introspection_endpoint): swapped under the lock. */
+        /* Workers read them (mg_keys_introspection_endpoint, mg_keys_metadata):
+         * swapped under the lock. */
         char *ie = res->introspection_endpoint ? strdup(res->introspection_endpoint) : NULL;
+        char *doc = res->document ? strndup(res->document, res->document_len) : NULL;
         pthread_mutex_lock(&s->km->lock);
         free(s->introspection_endpoint);
         s->introspection_endpoint = ie;
+        if (doc != NULL) {
+            free(s->metadata_doc);
+            s->metadata_doc = doc;
+            s->metadata_len = res->document_len;
+        }
         pthread_mutex_unlock(&s->km->lock);
     }
     if (s->disc_uri == NULL) {
@@ -653,6 +663,28 @@ void
 mg_keys_set_metrics(mg_keys_t *km, struct mg_metrics *m)
 {
     km->metrics = m;
+}
+
+char *
+mg_keys_metadata(mg_keys_t *km, const char *issuer_url, size_t *len)
+{
+    char *out = NULL;
+
+    if (km == NULL || issuer_url == NULL)
+        return NULL;
+    pthread_mutex_lock(&km->lock);
+    for (source_t *s = km->sources; s != NULL; s = s->next) {
+        if (s->metadata_doc != NULL && strcmp(s->url, issuer_url) == 0) {
+            out = malloc(s->metadata_len + 1);
+            if (out != NULL) {
+                memcpy(out, s->metadata_doc, s->metadata_len + 1);
+                *len = s->metadata_len;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&km->lock);
+    return out;
 }
 
 mg_keys_kid_t

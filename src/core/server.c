@@ -40,6 +40,7 @@ typedef struct mg_server {
     mg_audit_t *audit;     /* shared by every worker (one write(2) per line) */
     mg_session_store_t *sessions; /* Mcp-Session-Id bindings, shared (locked inside) */
     mg_rl_local_t *rl_local;      /* the in-process limiter, shared (locked inside) */
+    mg_connlimit_t *climit;       /* max_connections counters, shared (atomics, locks inside) */
 } mg_server_t;
 
 void
@@ -230,6 +231,7 @@ server_free(mg_server_t *srv)
     mg_metrics_free(srv->metrics);
     mg_session_store_free(srv->sessions);
     mg_rl_local_free(srv->rl_local); /* after the workers: their limiters borrow it */
+    mg_connlimit_free(srv->climit);  /* after the workers: their connections hold places */
     mg_audit_free(srv->audit);
     if (srv->base)
         event_base_free(srv->base);
@@ -281,7 +283,8 @@ mg_server_run(const char *conf_path, mg_conf_t *conf)
     }
     srv.sessions = mg_session_store_memory_new(0);
     srv.rl_local = mg_rl_local_new(0);
-    if (srv.metrics == NULL || srv.sessions == NULL || srv.rl_local == NULL)
+    srv.climit = mg_connlimit_new(conf->nlistens, srv.metrics);
+    if (srv.metrics == NULL || srv.sessions == NULL || srv.rl_local == NULL || srv.climit == NULL)
         goto done;
     srv.nworkers = conf->workers > 0 ? conf->workers : 1;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
@@ -295,6 +298,7 @@ mg_server_run(const char *conf_path, mg_conf_t *conf)
         srv.workers[i]->audit = srv.audit;
         srv.workers[i]->sessions = srv.sessions;
         srv.workers[i]->rl_local = srv.rl_local;
+        srv.workers[i]->climit = srv.climit;
         if (conf->redis != NULL &&
             mg_worker_use_redis(srv.workers[i], conf->redis, srv.rl_local) != 0)
             goto done;

@@ -27,6 +27,8 @@ struct mg_discovery {
     mg_discovery_meta_t meta;
     const char *metadata_url;
     int64_t lifetime;
+    char *document; /* the accepted metadata document (owned) */
+    size_t document_len;
 };
 
 static void try_next(mg_discovery_t *d);
@@ -42,6 +44,7 @@ disc_free(mg_discovery_t *d)
     for (size_t i = 0; i < MG_DISCOVERY_MAX_URLS; i++)
         free(d->urls[i]);
     mg_discovery_meta_clear(&d->meta);
+    free(d->document);
     free(d->issuer);
     free(d);
 }
@@ -59,6 +62,8 @@ done_cb(evutil_socket_t fd, short what, void *arg)
     res.introspection_endpoint = d->ok ? d->meta.introspection_endpoint : NULL;
     res.metadata_url = d->metadata_url;
     res.lifetime = d->ok ? d->lifetime : -1;
+    res.document = d->ok ? d->document : NULL;
+    res.document_len = d->ok ? d->document_len : 0;
     d->cb(&res, d->arg);
     disc_free(d);
 }
@@ -115,6 +120,12 @@ http_cb(mg_http_client_result_t *r, void *arg)
     }
     d->metadata_url = url;
     d->lifetime = mg_cache_lifetime(r->cache_control, r->expires, time(NULL));
+    d->document = malloc(r->body_len + 1);
+    if (d->document != NULL) {
+        memcpy(d->document, r->body, r->body_len);
+        d->document[r->body_len] = '\0';
+        d->document_len = r->body_len;
+    }
     finish(d, true, "%s", "");
 }
 

@@ -24,6 +24,7 @@ static const char *const issuer_result[] = {"issuer", "result", NULL};
 static const char *const issuer_only[] = {"issuer", NULL};
 static const char *const kind_only[] = {"kind", NULL};
 static const char *const mode_only[] = {"mode", NULL};
+static const char *const reason_only[] = {"reason", NULL};
 static const char *const result_only[] = {"result", NULL};
 static const char *const version_only[] = {"version", NULL};
 
@@ -77,6 +78,9 @@ mg_metrics_new(const char *version)
     m->config_reloads =
         FAM(MG_METRIC_COUNTER, "mcpgate_config_reloads_total",
             "Configuration reloads, by result (success, failure).", result_only, 16);
+    m->connections_refused = FAM(
+        MG_METRIC_COUNTER, "mcpgate_connections_refused_total",
+        "Client connections closed at accept, by the limit that refused them.", reason_only, 16);
     build =
         FAM(MG_METRIC_GAUGE, "mcpgate_build_info", "The running build; always 1.", version_only, 1);
     conn = FAM(MG_METRIC_GAUGE, "mcpgate_connections_open", "Open client connections.", NULL, 1);
@@ -92,8 +96,9 @@ mg_metrics_new(const char *version)
     if (m->requests == NULL || m->auth_decisions == NULL || m->rate_limited == NULL ||
         m->upstream_duration == NULL || m->upstream_errors == NULL || m->jwks_fetches == NULL ||
         m->jwks_keys == NULL || m->jwks_age == NULL || m->redis_errors == NULL ||
-        m->ratelimit_fallbacks == NULL || m->config_reloads == NULL || build == NULL ||
-        conn == NULL || sse == NULL || hits == NULL || misses == NULL || last == NULL)
+        m->ratelimit_fallbacks == NULL || m->config_reloads == NULL ||
+        m->connections_refused == NULL || build == NULL || conn == NULL || sse == NULL ||
+        hits == NULL || misses == NULL || last == NULL)
         goto fail;
     bv[0] = version != NULL ? version : PACKAGE_VERSION;
     mg_metric_set(mg_metric_get(build, bv), 1);
@@ -283,6 +288,17 @@ mg_metrics_ratelimit_fallback(mg_metrics_t *m, const char *mode)
         return;
     v[0] = code_label(mode);
     mg_metric_inc(mg_metric_get(m->ratelimit_fallbacks, v));
+}
+
+void
+mg_metrics_connection_refused(mg_metrics_t *m, const char *reason)
+{
+    const char *v[1];
+
+    if (m == NULL)
+        return;
+    v[0] = code_label(reason);
+    mg_metric_inc(mg_metric_get(m->connections_refused, v));
 }
 
 void

@@ -284,6 +284,8 @@ test_gateway_families(void)
     mg_metrics_ratelimit_fallback(m, "local");
     mg_metrics_config_reload(m, 1);
     mg_metrics_config_reload(m, 0);
+    mg_metrics_connection_refused(m, "max_connections_per_client");
+    mg_metrics_connection_refused(m, "max_connections_per_client");
     mg_metric_inc(m->connections_open);
     mg_metric_inc(m->sse_streams_open);
     mg_metric_inc(m->token_cache_hits);
@@ -323,6 +325,9 @@ test_gateway_families(void)
         MG_CHECK(strstr(text, "\nmcpgate_config_reloads_total{result=\"failure\"} 1\n"));
         MG_CHECK(strstr(text, "\nmcpgate_config_reloads_total{result=\"success\"} 1\n"));
         MG_CHECK(strstr(text, "\nmcpgate_connections_open 1\n"));
+        MG_CHECK(strstr(
+            text,
+            "\nmcpgate_connections_refused_total{reason=\"max_connections_per_client\"} 2\n"));
         MG_CHECK(strstr(text, "\nmcpgate_sse_streams_open 1\n"));
         MG_CHECK(strstr(text, "\nmcpgate_token_cache_hits_total 1\n"));
         MG_CHECK(strstr(text, "\nmcpgate_token_cache_misses_total 2\n"));
@@ -332,6 +337,7 @@ test_gateway_families(void)
     mg_metrics_free(m);
     /* Metrics off: every helper is a no-op. */
     mg_metrics_request(NULL, "/", "GET", 3, 200);
+    mg_metrics_connection_refused(NULL, "max_connections");
     mg_metrics_free(NULL);
 }
 
