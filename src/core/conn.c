@@ -2005,18 +2005,15 @@ front_response(mg_conn_t *c)
 static bool
 front_response_filter(mg_conn_t *c)
 {
-    const mg_http_header_t *ct;
-
     if (c->lfilter == NULL || c->resp.status != 200 || c->up_body == MG_UP_BODY_NONE)
         return true;
-    ct = mg_http_find_header(c->resp.headers, c->resp.nheaders, "Content-Type");
     if (c->sse) {
         c->sse_rw = mg_sse_rewriter_new(0, mg_sse_list_filter_rewrite, c->lfilter, sse_emit_cb, c);
-    } else if (ct != NULL && ct->value_len >= 16 &&
-               strncasecmp(ct->value, "application/json", 16) == 0) {
-        c->json_buf = evbuffer_new();
     } else {
-        return true; /* not a body we can read: relayed as it is */
+        /* Whatever the Content-Type says, a list answer is read as JSON: a body
+         * labelled otherwise (or not at all) could still be the list a client
+         * reads, so it is filtered, and cut if it is not JSON (fails closed). */
+        c->json_buf = evbuffer_new();
     }
     if (c->sse_rw == NULL && c->json_buf == NULL) {
         send_error(c, 500, "out of memory", NULL);

@@ -283,6 +283,22 @@ describe('tools/list shows exactly the permitted tools (SPEC S-07, docs/mcp.md l
         assert.deepEqual(leaks, [], 'forbidden tools visible to the client');
     }));
 
+    test('a list labelled with another Content-Type (or none) is filtered all the same', T(async () => {
+        // clients parse the body whatever the label says: filtering by label would fail open
+        state.toolsResult = { tools: FULL, cacheScope: 'public' };
+        for (const ct of ['text/plain', 'application/octet-stream', '']) {
+            state.listContentType = ct;
+            try {
+                const { r } = await passed(() => post('/mcp', bearer(tok({ scope: 'mcp:tools' })), rpc(16, 'tools/list')));
+                const names = JSON.parse(r.text).result.tools.map((t) => t.name);
+                assert.ok(!names.includes('echo') && !names.includes('admin_reset'), `${ct || '(none)'}: ${names}`);
+                assert.ok(names.includes('get-sum'), `${ct || '(none)'}: ${names}`);
+            } finally {
+                state.listContentType = null;
+            }
+        }
+    }));
+
     test('SSE (crafted upstream): the list event is filtered, public -> private, the event id kept', T(async () => {
         state.toolsResult = { tools: FULL, cacheScope: 'public' };
         state.sseList = true;

@@ -17,6 +17,7 @@ export class McpState {
         this.toolsResult = { tools: [{ name: 'get-sum', inputSchema: { type: 'object' } }] };
         this.rawListBody = null; // (id) => string: the whole tools/list body, unchanged
         this.sseList = false; // answer tools/list as text/event-stream (one event) instead of JSON
+        this.listContentType = null; // answer tools/list (JSON) under this Content-Type ('' = none)
     }
 
     nextSession() {
@@ -78,6 +79,13 @@ export function mcpJson(state) {
             const body = state.rawListBody
                 ? state.rawListBody(msg.id)
                 : JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: state.toolsResult });
+            if (state.listContentType !== null) {
+                const h = { 'Content-Length': Buffer.byteLength(body) };
+                if (state.listContentType) h['Content-Type'] = state.listContentType;
+                res.writeHead(200, h);
+                res.end(body);
+                return undefined;
+            }
             if (!state.sseList) return send(200, body);
             const ev = `event: message\nid: ev-1\ndata: ${body}\n\n`;
             res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', 'Content-Length': Buffer.byteLength(ev) });
