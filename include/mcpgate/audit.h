@@ -21,6 +21,9 @@
  *   duration_ms  number   first request byte -> last response byte, 3 decimals
  *   upstream_ms  number   request sent upstream -> response head, or null
  *
+ * (A summary of suppressed refused-credential lines, mg_audit_write_refused(), has one
+ * more field at the end: "suppressed", a number.)
+ *
  * Strings are JSON-escaped (RFC 8259 section 7): ", \ and control characters
  * escaped, U+2028/U+2029 as \u escapes, bytes that are not valid UTF-8 replaced
  * by \ufffd. Each string is cut (on a character boundary) to at most
@@ -107,6 +110,26 @@ bool mg_audit_enabled(const mg_audit_t *a);
 
 /* Format and write one line. NULL-safe on <a> (audit off). */
 void mg_audit_write(mg_audit_t *a, const mg_audit_record_t *r);
+
+/* Write the line of a refused credential (a bad or unknown token or API key, a wrong
+ * audience, a malformed Authorization header) for the client <addr> (the key of the
+ * limit; NULL: r->client), at most MG_AUDIT_REFUSED_PER_SEC lines per address and
+ * second of CLOCK_MONOTONIC, so that a flood of bad credentials cannot fill the disk.
+ * The lines over the limit are counted, not written; when that address's second is
+ * over, one summary line stands for them: the usual fields with client ADDR, decision
+ * "deny", reason "refused_credentials_suppressed", status 0, and a last field
+ * "suppressed": N (and "N refused-credential lines from ADDR suppressed" in the error
+ * log at info). Summaries are written by the next line for that address, by the next
+ * mg_audit_write() of any request, or by mg_audit_free(). The table of addresses is
+ * process-wide (MG_AUDIT_REFUSED_SLOTS entries, under a mutex; an address evicted by
+ * another gets its summary first). Only refused credentials are limited:
+ * mg_audit_write() never drops a line. Returns true when the line was written. */
+#define MG_AUDIT_REFUSED_PER_SEC 10
+#define MG_AUDIT_REFUSED_SLOTS 256
+bool mg_audit_write_refused(mg_audit_t *a, const mg_audit_record_t *r, const char *addr);
+
+/* Refused-credential lines counted but not written since mg_audit_new(). */
+uint64_t mg_audit_suppressed(const mg_audit_t *a);
 
 /* Lines that could not be written in full since mg_audit_new(). */
 uint64_t mg_audit_dropped(const mg_audit_t *a);

@@ -37,7 +37,7 @@ typedef struct mg_conf_listen {
     char *tls_certificate_key;    /* PEM key file; set iff tls_certificate is */
     bool plaintext_ok;            /* `listen ADDR { plaintext_ok; }`: plain HTTP on a
                                      non-loopback address on purpose (behind a TLS proxy or
-                                     mesh): no warning, allowed under require_tls */
+                                     mesh); without it such a listener is refused */
     size_t max_connections;       /* `listen ADDR { max_connections N; }`: the most client
                                      connections this listener holds (all workers); 0: no cap
                                      of its own (the top-level max_connections still applies) */
@@ -58,7 +58,7 @@ typedef enum mg_conf_validation {
  *              max_token_lifetime DUR|off; max_token_size SIZE;
  *              introspection_endpoint URL; introspection_client_id ID;
  *              introspection_client_secret SECRET; introspection_cache_ttl DUR;
- *              validation auto|jwt|introspection; }
+ *              validation auto|jwt|introspection; revocation on|off; }
  * An authorization server whose access tokens routes may trust. */
 typedef struct mg_conf_issuer {
     char *url;                   /* compared byte for byte with the token's iss claim */
@@ -86,6 +86,8 @@ typedef struct mg_conf_issuer {
     char *introspection_client_secret; /* a secret: never logged, wiped when freed */
     uint32_t introspection_cache_ttl;  /* [60s] ms; results kept at most this long */
     mg_conf_validation_t validation;   /* [auto] */
+    bool revocation; /* [off] refuse tokens whose jti is in the Redis set mg:revoked:<url>
+                        (docs/redis.md); needs a redis block */
     mg_conf_where_t where;
 } mg_conf_issuer_t;
 
@@ -173,6 +175,8 @@ typedef struct mg_conf_route {
     size_t path_len;
     char *upstream;          /* the URL as written */
     bool upstream_tls;       /* https:// */
+    bool upstream_plaintext_ok; /* `upstream_plaintext_ok;`: an http:// upstream to a
+                                   non-loopback host on purpose; without it refused */
     char *upstream_host;     /* host name or IP literal, without brackets */
     uint16_t upstream_port;  /* explicit, or 80/443 */
     char *upstream_hostport; /* "host:port" (IPv6 in brackets): the Host header sent upstream */
@@ -271,13 +275,16 @@ typedef struct mg_conf {
     bool legacy_as_metadata;         /* [off] serve /.well-known/oauth-authorization-server */
 
     /* Transport and secret-file policy (docs/mcpgate.conf.5, SECURITY). */
-    bool require_tls;                /* [off] refuse plain listeners on non-loopback addresses
-                                        (unless plaintext_ok) and http:// issuer URLs to
-                                        non-loopback hosts (even with allow_http) */
     uint32_t hsts_max_age;           /* [365d] seconds of Strict-Transport-Security on TLS
                                         listeners; 0 (`hsts off`): no header */
-    bool allow_loose_key_permissions; /* [off] a private key readable by group/others is a
-                                        warning instead of an error */
+    bool allow_loose_key_permissions; /* [off] a private key, or a config file holding a
+                                        secret, readable by group/others is a warning
+                                        instead of an error */
+    mg_conf_where_t *loose_secret_files; /* config files holding a secret directive that
+                                        group/others may read (allowed by
+                                        allow_loose_key_permissions): the first such
+                                        directive of each, for mg_conf_warnings() */
+    size_t nloose_secret_files;
 
     /* Shared state (docs/redis.md): rate limits and session bindings in Redis.
      * NULL: no redis block; limits run in-process, sessions in memory. */
@@ -323,15 +330,20 @@ int mg_conf_parse_digest(const char *s, uint8_t out[MG_API_KEY_DIGEST_LEN]);
  * no group/other permission bits and its directory is not writable by others (unless
  * sticky), else a message naming the file and the fix, written into <buf>. */
 const char *mg_conf_secret_file_problem(const char *path, char *buf, size_t len);
+/* The same check; <what> names the file in the message ("a private key", "a file
+ * holding secrets"). */
+const char *mg_conf_secret_file_problem_of(const char *path, const char *what, char *buf,
+                                           size_t len);
 
 /* True for an IPv4 127/8 or IPv6 ::1 address (also v4-mapped). */
 bool mg_conf_addr_is_loopback(const struct sockaddr *sa);
 /* True when the host of the http(s) URL <url> is localhost, 127.x.y.z or [::1]. */
 bool mg_conf_url_is_loopback(const char *url);
 
-/* Things that are allowed but unsafe (plain HTTP on a non-loopback listener without
- * plaintext_ok, a plain-HTTP upstream to a non-loopback host, loose key permissions
- * allowed by allow_loose_key_permissions): one "FILE:LINE: warning: ..." per finding
+/* Things that are allowed but unsafe (plain HTTP on a non-loopback listener with
+ * plaintext_ok, a plain-HTTP upstream to a non-loopback host with upstream_plaintext_ok,
+ * loose permissions on key files and config files holding secrets, allowed by
+ * allow_loose_key_permissions): one "FILE:LINE: warning: ..." per finding
  * appended to <out>. Logged at -t, at start and on every reload. */
 void mg_conf_warnings(const mg_conf_t *conf, mg_conf_errors_t *out);
 

@@ -49,6 +49,7 @@ char *mg_rpc_error_body(const char *id_json, int code, const char *message,
 /* --- parsed bodies ------------------------------------------------------------- */
 
 #define MG_RPC_MAX_DEPTH 64 /* nesting of arrays/objects beyond this: parse error */
+#define MG_RPC_MAX_BATCH 100 /* messages in one batch (array) beyond this: 400 -32600 */
 
 typedef enum mg_rpc_kind {
     MG_RPC_REQUEST = 0, /* method + id */

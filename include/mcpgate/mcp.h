@@ -114,6 +114,18 @@ char *mg_mcp_cors_headers(const mg_conf_route_t *route, const mg_http_request_he
  * never built from them). */
 bool mg_mcp_trusted_proxy(const mg_conf_t *conf, const struct sockaddr *peer);
 
+/* The client address a trusted proxy reports, written to <out> (<outlen> bytes,
+ * INET6_ADDRSTRLEN is enough) as an IP literal; false when the headers name none (then the
+ * peer is the client). Call only when the peer itself is a trusted proxy. Reads every
+ * X-Forwarded-For line in order as one list, or, without any, the for= of every Forwarded
+ * element (RFC 7239). Walks the list from the right: trusted_proxy addresses are skipped,
+ * the first other address is the client; when all are trusted, the leftmost one. A node
+ * that is not an IP literal (with an optional port: "unknown", "_hidden", a host name,
+ * garbage) ends the walk: the client is then the last address walked, the hop that
+ * reported the bad node. Only the last 32 nodes are walked. */
+bool mg_mcp_forwarded_client(const mg_conf_t *conf, const mg_http_header_t *headers,
+                             size_t nheaders, char *out, size_t outlen);
+
 /* --- API keys (step 4) ---------------------------------------------------------- */
 
 /* CRYPTO_memcmp over two MG_API_KEY_DIGEST_LEN-byte digests: the time does not depend

@@ -129,6 +129,13 @@ size_t mg_metric_family_size(const mg_metric_family_t *fam);
  * mcpgate_jwks_fetches_total            counter    issuer, result
  * mcpgate_jwks_keys                     gauge      issuer
  * mcpgate_jwks_age_seconds              gauge      issuer   (age of the key set in use)
+ * mcpgate_jwks_unknown_kid_total        counter    issuer   (well-formed tokens naming a kid
+ *                                                            the key set lacked)
+ * mcpgate_jwks_kid_refetches_total      counter    issuer   (fetches an unknown kid started)
+ * mcpgate_introspection_requests_total  counter    issuer, result
+ * mcpgate_introspection_cache_hits_total   counter store    (memory, redis)
+ * mcpgate_introspection_cache_misses_total counter store
+ * mcpgate_revocation_checks_total       counter    result
  * mcpgate_redis_errors_total            counter    kind
  * mcpgate_ratelimit_fallbacks_total     counter    mode
  * mcpgate_connections_open              gauge      -
@@ -171,6 +178,12 @@ typedef struct mg_metrics {
     mg_metric_family_t *ratelimit_fallbacks;
     mg_metric_family_t *config_reloads;
     mg_metric_family_t *connections_refused;
+    mg_metric_family_t *kid_unknown;
+    mg_metric_family_t *kid_refetches;
+    mg_metric_family_t *introspections;
+    mg_metric_family_t *introspection_hits;
+    mg_metric_family_t *introspection_misses;
+    mg_metric_family_t *revocation_checks;
     /* Families without labels: their only series, resolved up front. */
     mg_metric_t *connections_open;
     mg_metric_t *sse_streams_open;
@@ -213,6 +226,18 @@ void mg_metrics_ratelimit_fallback(mg_metrics_t *m, const char *mode);
 /* A client connection closed at accept by a limit; reason: max_connections,
  * listen_max_connections, max_connections_per_client. */
 void mg_metrics_connection_refused(mg_metrics_t *m, const char *reason);
+/* An unknown kid for a well-formed token of <issuer> (mg_keys_kid_unknown), and a key-set
+ * fetch started because of one. */
+void mg_metrics_kid_unknown(mg_metrics_t *m, const char *issuer);
+void mg_metrics_kid_refetch(mg_metrics_t *m, const char *issuer);
+/* A call to <issuer>'s introspection endpoint; result: active, inactive (active false),
+ * refused (active, but its claims were refused), error (network, status, bad response). */
+void mg_metrics_introspection(mg_metrics_t *m, const char *issuer, const char *result);
+/* An introspection cache lookup; store: memory (the worker's), redis (shared). */
+void mg_metrics_introspection_cache(mg_metrics_t *m, const char *store, int hit);
+/* A revocation check (docs/redis.md); result: not_revoked, revoked, no_jti,
+ * unavailable_denied, unavailable_allowed. */
+void mg_metrics_revocation(mg_metrics_t *m, const char *result);
 /* ok: the new generation is in service (also sets the last-reload timestamp). */
 void mg_metrics_config_reload(mg_metrics_t *m, int ok);
 

@@ -107,6 +107,10 @@ const char *mg_redis_script_sha(const mg_redis_script_t *s); /* 40 hex digits */
 int mg_redis_evalsha(mg_redis_t *c, const mg_redis_script_t *s, int nkeys, const char *const *keys,
                      int nargs, const char *const *args, mg_redis_cb *cb, void *arg);
 
+/* The value of an integer reply (SISMEMBER, EXISTS, ...), or -1 when <reply> is NULL or not
+ * an integer (callers that need negative integers read the reply themselves). */
+long long mg_redis_reply_integer(const struct redisReply *reply);
+
 /* Counters of this client (its own thread reads them; approximate elsewhere). */
 typedef struct mg_redis_stats {
     uint64_t connects; /* times READY was reached */

@@ -245,13 +245,16 @@ load(const char *text, size_t len, const char *name, mg_conf_errors_t *errs)
         goto fail;
     mg_conf_nodes_free(&top);
     free(cx->keys);
+    free(cx->files);
     free(cx);
     mg_conf_errors_clear(&none);
     return conf;
 fail:
     mg_conf_nodes_free(&top);
-    if (cx != NULL)
+    if (cx != NULL) {
         free(cx->keys);
+        free(cx->files);
+    }
     free(cx);
     mg_conf_free(conf);
     mg_conf_errors_clear(&none);
@@ -307,6 +310,7 @@ mg_conf_free(mg_conf_t *conf)
         return;
     free(conf->source);
     free(conf->access_log);
+    free(conf->loose_secret_files);
     for (size_t i = 0; i < conf->nlistens; i++)
         listen_free(&conf->listens[i]);
     free(conf->listens);
@@ -431,6 +435,12 @@ mg_conf_parse_digest(const char *s, uint8_t out[MG_API_KEY_DIGEST_LEN])
 const char *
 mg_conf_secret_file_problem(const char *path, char *buf, size_t len)
 {
+    return mg_conf_secret_file_problem_of(path, "a private key", buf, len);
+}
+
+const char *
+mg_conf_secret_file_problem_of(const char *path, const char *what, char *buf, size_t len)
+{
     struct stat st;
     char *dir = NULL, *slash;
 
@@ -438,9 +448,9 @@ mg_conf_secret_file_problem(const char *path, char *buf, size_t len)
         return NULL; /* reported by the caller (cannot read) */
     if ((st.st_mode & 077) != 0) {
         snprintf(buf, len,
-                 "%s has mode %04o: a private key must be readable by its owner only "
+                 "%s has mode %04o: %s must be readable by its owner only "
                  "(chmod 600 %s)",
-                 path, (unsigned)(st.st_mode & 07777), path);
+                 path, (unsigned)(st.st_mode & 07777), what, path);
         return buf;
     }
     dir = strdup(path);
@@ -452,7 +462,7 @@ mg_conf_secret_file_problem(const char *path, char *buf, size_t len)
     if (stat(slash != NULL ? dir : ".", &st) == 0 && (st.st_mode & S_IWOTH) &&
         !(st.st_mode & S_ISVTX)) {
         snprintf(buf, len,
-                 "the directory of %s is writable by everyone: anyone could replace the key "
+                 "the directory of %s is writable by everyone: anyone could replace the file "
                  "(chmod o-w %s)",
                  path, slash != NULL ? dir : ".");
         free(dir);
@@ -550,20 +560,27 @@ mg_conf_warnings(const mg_conf_t *conf, mg_conf_errors_t *out)
                      "allow_loose_key_permissions)", buf);
             continue;
         }
-        if (!l->plaintext_ok && !mg_conf_addr_is_loopback((const struct sockaddr *)&l->addr))
+        /* without plaintext_ok the load refused it; with it, say so at every check */
+        if (!mg_conf_addr_is_loopback((const struct sockaddr *)&l->addr))
             warn(out, &l->where, src,
-                 "listen %s is plain HTTP on a non-loopback address: access tokens and API "
-                 "keys cross the network in clear text (add tls_certificate and "
-                 "tls_certificate_key, or write \"listen %s { plaintext_ok; }\" behind a "
-                 "TLS-terminating proxy or mesh)",
-                 l->text, l->text);
+                 "listen %s is plain HTTP on a non-loopback address (plaintext_ok): access "
+                 "tokens and API keys cross the network in clear text unless a "
+                 "TLS-terminating proxy or mesh is in front",
+                 l->text);
+    }
+    for (size_t i = 0; i < conf->nloose_secret_files; i++) {
+        const mg_conf_where_t *w = &conf->loose_secret_files[i];
+        if (mg_conf_secret_file_problem_of(w->file, "a file holding secrets", buf, sizeof(buf)) !=
+            NULL)
+            warn(out, w, src, "%s (allowed by allow_loose_key_permissions)", buf);
     }
     for (size_t i = 0; i < conf->nroutes; i++) {
         const mg_conf_route_t *r = &conf->routes[i];
         if (r->upstream != NULL && !r->upstream_tls && !mg_conf_url_is_loopback(r->upstream))
             warn(out, &r->where, src,
-                 "route %s: upstream %s is plain HTTP to a non-loopback host: the caller's "
-                 "identity headers cross the network in clear text",
+                 "route %s: upstream %s is plain HTTP to a non-loopback host "
+                 "(upstream_plaintext_ok): the caller's identity headers cross the network "
+                 "in clear text",
                  r->path, r->upstream);
         if (r->identity_signing_key != NULL && conf->allow_loose_key_permissions &&
             mg_conf_secret_file_problem(r->identity_signing_key, buf, sizeof(buf)) != NULL)

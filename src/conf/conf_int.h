@@ -27,6 +27,7 @@ typedef struct mg_conf_node {
     size_t nchildren;
     bool has_block;
     bool bad; /* a token had an error already reported: skip the statement */
+    uint32_t env_args; /* bit i: args[i] took a value from ${VAR} (not written in the file) */
     mg_conf_where_t where;
 } mg_conf_node_t;
 
@@ -103,6 +104,13 @@ typedef struct mg_conf_ctx {
         ino_t ino;
     } stack[MG_CONF_MAX_INCLUDE_DEPTH + 1];
     int depth; /* entries in stack[]; the top file is level 0 */
+    /* the files read from disk (interned names), each with whether a secret directive
+     * in it was judged already (mg_conf_check_secret_in_file) */
+    struct mg_conf_file_read {
+        const char *file;
+        bool judged;
+    } *files;
+    size_t nfiles;
 } mg_conf_ctx_t;
 
 /* Record "FILE:LINE: message" (or "FILE: message" when <w> is NULL or has no line). */
@@ -114,6 +122,15 @@ const char *mg_conf_errf(mg_conf_ctx_t *cx, const char *fmt, ...)
 /* <s> in double quotes, non-printable bytes escaped, long values cut with "...".
  * The result lives until four more calls. */
 const char *mg_conf_q(mg_conf_ctx_t *cx, const char *s);
+
+/* Remember that <file> (interned) was read from disk. */
+void mg_conf_note_file_read(mg_conf_ctx_t *cx, const char *file);
+
+/* A directive holding a secret (<n>, argument <arg>) written literally in a file read
+ * from disk: that file must be readable by its owner only, like a private key (unless
+ * allow_loose_key_permissions: then mg_conf_warnings() says it). Returns an error text
+ * (mg_conf_errf) or NULL; each file is judged once. */
+const char *mg_conf_check_secret_in_file(mg_conf_ctx_t *cx, const mg_conf_node_t *n, size_t arg);
 
 /* A copy of <name> owned by the generation (file names in where). NULL on OOM. */
 const char *mg_conf_intern_file(mg_conf_ctx_t *cx, const char *name);

@@ -1509,6 +1509,66 @@ set_secret_file(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
     return NULL;
 }
 
+void
+mg_conf_note_file_read(mg_conf_ctx_t *cx, const char *file)
+{
+    struct mg_conf_file_read *v;
+
+    for (size_t i = 0; i < cx->nfiles; i++)
+        if (cx->files[i].file == file)
+            return;
+    v = realloc(cx->files, (cx->nfiles + 1) * sizeof(*v));
+    if (v == NULL)
+        return; /* then that file is not judged: the load fails on OOM elsewhere anyway */
+    cx->files = v;
+    v[cx->nfiles].file = file;
+    v[cx->nfiles++].judged = false;
+}
+
+const char *
+mg_conf_check_secret_in_file(mg_conf_ctx_t *cx, const mg_conf_node_t *n, size_t arg)
+{
+    struct mg_conf_file_read *f = NULL;
+    mg_conf_t *c = cx->conf;
+    char buf[768];
+
+    if (arg < 32 && (n->env_args & (1u << arg)))
+        return NULL; /* ${VAR}: the secret is in the environment, not in the file */
+    for (size_t i = 0; i < cx->nfiles && f == NULL; i++)
+        if (cx->files[i].file == n->where.file)
+            f = &cx->files[i];
+    if (f == NULL || f->judged)
+        return NULL; /* text loaded from memory, or said once for this file already */
+    f->judged = true;
+    if (mg_conf_secret_file_problem_of(f->file, "a file holding secrets", buf, sizeof(buf)) ==
+        NULL)
+        return NULL;
+    if (c->allow_loose_key_permissions) {
+        mg_conf_where_t *v =
+            realloc(c->loose_secret_files, (c->nloose_secret_files + 1) * sizeof(*v));
+        if (v == NULL)
+            return "out of memory";
+        c->loose_secret_files = v;
+        v[c->nloose_secret_files++] = n->where;
+        return NULL;
+    }
+    return mg_conf_errf(cx,
+                        "%s: %s (or take the value from the environment with ${VAR}, or "
+                        "\"allow_loose_key_permissions on;\" to only warn)",
+                        n->name, buf);
+}
+
+/* A secret written in the config (redis password, introspection_client_secret,
+ * upstream_authorization): the file that holds it is owner-only, like a private key. */
+static const char *
+set_secret_text(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
+                const mg_conf_directive_t *d)
+{
+    const char *e = set_text(cx, n, obj, d);
+
+    return e != NULL ? e : mg_conf_check_secret_in_file(cx, n, 0);
+}
+
 /* A directive without arguments that turns a bool on (d->off). */
 static const char *
 set_flag(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj, const mg_conf_directive_t *d)
@@ -1687,8 +1747,10 @@ set_api_key_header(mg_conf_ctx_t *cx, const mg_conf_node_t *n, void *obj,
     return r->api_key_header == NULL ? "out of memory" : NULL;
 }
 
-/* After the whole file: api_key_header needs keys; require_tls refuses plain HTTP that
- * leaves the host (listeners without plaintext_ok, fetched issuer URLs). */
+/* After the whole file: api_key_header needs keys; plain HTTP that leaves the host is
+ * refused unless said out loud (SECURITY, issue 10): a plain listener on a non-loopback
+ * address needs plaintext_ok, an http:// upstream to a non-loopback host
+ * upstream_plaintext_ok, and an issuer fetched over http (allow_http) a loopback host. */
 static void
 check_transport_and_keys(mg_conf_ctx_t *cx)
 {
@@ -1700,28 +1762,47 @@ check_transport_and_keys(mg_conf_ctx_t *cx)
             mg_conf_error(cx, &r->where, "route %s has \"api_key_header\" but no \"api_key\"",
                           mg_conf_q(cx, r->path ? r->path : "?"));
     }
-    if (!c->require_tls)
-        return;
     for (size_t i = 0; i < c->nlistens; i++) {
         const mg_conf_listen_t *l = &c->listens[i];
         if (l->text != NULL && l->tls_certificate == NULL && !l->plaintext_ok &&
             !mg_conf_addr_is_loopback((const struct sockaddr *)&l->addr))
             mg_conf_error(cx, &l->where,
-                          "require_tls: listen %s is plain HTTP on a non-loopback address "
-                          "(add tls_certificate and tls_certificate_key, or \"plaintext_ok;\" "
-                          "in its block behind a TLS-terminating proxy)",
+                          "listen %s is plain HTTP on a non-loopback address: access tokens "
+                          "and API keys would cross the network in clear text (add "
+                          "tls_certificate and tls_certificate_key, or \"plaintext_ok;\" in "
+                          "its block behind a TLS-terminating proxy or mesh)",
                           mg_conf_q(cx, l->text));
+    }
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const mg_conf_route_t *r = &c->routes[i];
+        if (r->upstream != NULL && !r->upstream_tls && !r->upstream_plaintext_ok &&
+            !mg_conf_url_is_loopback(r->upstream))
+            mg_conf_error(cx, &r->where,
+                          "route %s: upstream %s is plain HTTP to a non-loopback host: identity "
+                          "headers and upstream_authorization would cross the network in clear "
+                          "text (use https, or \"upstream_plaintext_ok;\" in the route behind a "
+                          "mesh)",
+                          mg_conf_q(cx, r->path ? r->path : "?"), mg_conf_q(cx, r->upstream));
     }
     for (size_t i = 0; i < c->nissuers; i++) {
         const mg_conf_issuer_t *is = &c->issuers[i];
         const char *u = is->jwks_uri != NULL ? is->jwks_uri : is->url;
-        if (u == NULL || (is->jwks_file != NULL && is->jwks_uri == NULL))
-            continue; /* a local key set: nothing is fetched */
-        if (strncmp(u, "http://", 7) == 0 && !mg_conf_url_is_loopback(u))
+        const char *what = is->jwks_uri != NULL ? "jwks_uri" : "discovery from the issuer URL";
+        if (!is->allow_http)
+            continue; /* then http was refused by post_issuer already */
+        if (u != NULL && !(is->jwks_file != NULL && is->jwks_uri == NULL) &&
+            strncmp(u, "http://", 7) == 0 && !mg_conf_url_is_loopback(u))
             mg_conf_error(cx, &is->where,
-                          "require_tls: issuer %s: %s is plain http to a non-loopback host",
-                          mg_conf_q(cx, is->url ? is->url : "?"),
-                          is->jwks_uri != NULL ? "jwks_uri" : "discovery from the issuer URL");
+                          "issuer %s: %s is plain http to a non-loopback host (\"allow_http "
+                          "on;\" only reaches loopback addresses; use https)",
+                          mg_conf_q(cx, is->url ? is->url : "?"), what);
+        if (is->introspection_endpoint != NULL &&
+            strncmp(is->introspection_endpoint, "http://", 7) == 0 &&
+            !mg_conf_url_is_loopback(is->introspection_endpoint))
+            mg_conf_error(cx, &is->where,
+                          "issuer %s: introspection_endpoint is plain http to a non-loopback "
+                          "host (\"allow_http on;\" only reaches loopback addresses; use https)",
+                          mg_conf_q(cx, is->url ? is->url : "?"));
     }
 }
 
@@ -1750,6 +1831,8 @@ const mg_conf_directive_t mg_conf_directives[] = {
     {"upstream", R, 1, 1, MG_DIR_ONCE, 0, set_upstream, NULL, 0, 0, 0},
     {"upstream_ca_file", R, 1, 1, MG_DIR_ONCE, 0, set_file, NULL,
      offsetof(mg_conf_route_t, upstream_ca_file), 0, 0},
+    {"upstream_plaintext_ok", R, 0, 0, MG_DIR_ONCE, 0, set_flag, NULL,
+     offsetof(mg_conf_route_t, upstream_plaintext_ok), 0, 0},
     {"max_header_size", T, 1, 1, MG_DIR_ONCE, 0, set_size, NULL, TOPOFF(max_header_size),
      1024, 1024 * 1024},
     {"max_body_size", T, 1, 1, MG_DIR_ONCE, 0, set_size, NULL, TOPOFF(max_body_size),
@@ -1793,11 +1876,13 @@ const mg_conf_directive_t mg_conf_directives[] = {
      offsetof(mg_conf_issuer_t, introspection_endpoint), 0, 0},
     {"introspection_client_id", I, 1, 1, MG_DIR_ONCE, 0, set_text, NULL,
      offsetof(mg_conf_issuer_t, introspection_client_id), 0, 0},
-    {"introspection_client_secret", I, 1, 1, MG_DIR_ONCE, 0, set_text, NULL,
+    {"introspection_client_secret", I, 1, 1, MG_DIR_ONCE, 0, set_secret_text, NULL,
      offsetof(mg_conf_issuer_t, introspection_client_secret), 0, 0},
     {"introspection_cache_ttl", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
      offsetof(mg_conf_issuer_t, introspection_cache_ttl), 1000, 24 * 3600 * 1000u},
     {"validation", I, 1, 1, MG_DIR_ONCE, 0, set_validation, NULL, 0, 0, 0},
+    {"revocation", I, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
+     offsetof(mg_conf_issuer_t, revocation), 0, 0},
     {"algorithms", I, 1, -1, MG_DIR_ONCE, 0, set_algorithms, NULL, 0, 0, 0},
     {"leeway", I, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL, offsetof(mg_conf_issuer_t, leeway),
      0, 5 * 60 * 1000},
@@ -1831,7 +1916,7 @@ const mg_conf_directive_t mg_conf_directives[] = {
     {"identity_header", R, 2, 2, 0, 0, set_identity_header, NULL, 0, 0, 0},
     {"identity_signing_key", R, 1, 1, MG_DIR_ONCE, 0, set_secret_file, NULL,
      offsetof(mg_conf_route_t, identity_signing_key), 0, 0},
-    {"upstream_authorization", R, 1, 1, MG_DIR_ONCE, 0, set_text, NULL,
+    {"upstream_authorization", R, 1, 1, MG_DIR_ONCE, 0, set_secret_text, NULL,
      offsetof(mg_conf_route_t, upstream_authorization), 0, 0},
     {"session_ttl", R, 1, 1, MG_DIR_ONCE, 0, set_duration, NULL,
      offsetof(mg_conf_route_t, session_ttl), 1000, 7 * 24 * 3600 * 1000u},
@@ -1839,7 +1924,7 @@ const mg_conf_directive_t mg_conf_directives[] = {
     {"legacy_as_metadata", T, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
      TOPOFF(legacy_as_metadata), 0, 0},
     {"redis", T, 1, 1, MG_DIR_ONCE | MG_DIR_BLOCK_OPT, X, set_redis, post_redis, 0, 0, 0},
-    {"password", X, 1, 1, MG_DIR_ONCE, 0, set_text, NULL, offsetof(mg_conf_redis_t, password),
+    {"password", X, 1, 1, MG_DIR_ONCE, 0, set_secret_text, NULL, offsetof(mg_conf_redis_t, password),
      0, 0},
     {"user", X, 1, 1, MG_DIR_ONCE, 0, set_text, NULL, offsetof(mg_conf_redis_t, user), 0, 0},
     {"database", X, 1, 1, MG_DIR_ONCE, 0, set_redis_database, NULL, 0, 0, 0},
@@ -1857,7 +1942,6 @@ const mg_conf_directive_t mg_conf_directives[] = {
 #undef K
     {"plaintext_ok", L, 0, 0, MG_DIR_ONCE, 0, set_flag, NULL,
      offsetof(mg_conf_listen_t, plaintext_ok), 0, 0},
-    {"require_tls", T, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL, TOPOFF(require_tls), 0, 0},
     {"hsts", T, 1, 1, MG_DIR_ONCE, 0, set_hsts, NULL, 0, 0, 0},
     {"allow_loose_key_permissions", T, 1, 1, MG_DIR_ONCE, 0, set_on_off, NULL,
      TOPOFF(allow_loose_key_permissions), 0, 0},
@@ -1989,6 +2073,12 @@ mg_conf_interpret(mg_conf_ctx_t *cx, const mg_conf_nodes_t *top)
     resolve_route_issuers(cx);
     check_default_route(cx);
     check_transport_and_keys(cx);
+    /* The revoked jti values live in Redis only (docs/redis.md, "Revocation"). */
+    for (size_t i = 0; c->redis == NULL && i < c->nissuers; i++)
+        if (c->issuers[i].revocation)
+            mg_conf_error(cx, &c->issuers[i].where,
+                          "issuer %s: \"revocation on\" needs a \"redis\" block",
+                          mg_conf_q(cx, c->issuers[i].url));
     if (c->redis != NULL) {
         /* mg_redis_conf_t borrows the strings the generation owns. */
         c->redis->rc.host = c->redis->host;

@@ -45,12 +45,14 @@ typedef struct lexer {
     const char *start, *p, *end;
     const char *file; /* interned */
     int line;
+    bool env_used; /* the current word took a value from the environment */
 } lexer_t;
 
 typedef struct token {
     enum tok_type type;
-    char *text; /* TOK_WORD: malloc'd, owned by the receiver */
-    bool bad;   /* an error inside the word was already reported */
+    char *text;    /* TOK_WORD: malloc'd, owned by the receiver */
+    bool bad;      /* an error inside the word was already reported */
+    bool from_env; /* a ${VAR} in the word was set: the value is not in the file */
     mg_conf_where_t where;
 } token_t;
 
@@ -108,6 +110,7 @@ expand_var(lexer_t *lx, sbuf_t *b, bool *bad)
         val = getenv(name);
         if (val != NULL && (*val != '\0' || dflt == NULL)) {
             sbuf_add(b, val, strlen(val));
+            lx->env_used = true;
         } else if (dflt != NULL) {
             sbuf_add(b, dflt, (size_t)(close - dflt));
         } else {
@@ -154,6 +157,8 @@ next_token(lexer_t *lx, token_t *t)
 
     t->text = NULL;
     t->bad = false;
+    t->from_env = false;
+    lx->env_used = false;
     skip_space(lx);
     t->where.file = lx->file;
     t->where.line = lx->line;
@@ -246,6 +251,7 @@ next_token(lexer_t *lx, token_t *t)
     }
     t->type = TOK_WORD;
     t->text = b.s;
+    t->from_env = lx->env_used;
     return;
 fatal:
     free(b.s);
@@ -371,6 +377,8 @@ parse_block(lexer_t *lx, mg_conf_nodes_t *out, int depth, bool top)
             next_token(lx, &t);
             if (t.type == TOK_WORD) {
                 n.bad |= t.bad;
+                if (t.from_env && n.nargs < 32)
+                    n.env_args |= 1u << n.nargs;
                 if (!args_push(&n, t.text)) {
                     mg_conf_error(lx->cx, &t.where, "out of memory");
                     node_free(&n);
@@ -429,7 +437,7 @@ void
 mg_conf_parse_text(mg_conf_ctx_t *cx, const char *text, size_t len, const char *file,
                    mg_conf_nodes_t *out)
 {
-    lexer_t lx = {cx, text, text, text + len, file, 1};
+    lexer_t lx = {cx, text, text, text + len, file, 1, false};
     if (parse_block(&lx, out, 0, true) != 0)
         cx->truncated = true;
 }
@@ -547,6 +555,7 @@ mg_conf_parse_file(mg_conf_ctx_t *cx, const char *path, const mg_conf_where_t *f
     cx->stack[cx->depth].known = true;
     cx->stack[cx->depth].dev = st.st_dev;
     cx->stack[cx->depth].ino = st.st_ino;
+    mg_conf_note_file_read(cx, file);
     cx->depth++;
     mg_conf_parse_text(cx, text, len, file, out);
     cx->depth--;

@@ -264,7 +264,7 @@ introspect(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const char *tok, siz
         return true;
     }
     if (w->introspect == NULL)
-        w->introspect = mg_introspect_new(w->base, w->dns);
+        w->introspect = mg_introspect_new(w->base, w->dns, w->redis, w->metrics);
     if (w->introspect == NULL) {
         free(found);
         out->outcome = MG_AUTH_UNAVAILABLE;

@@ -84,7 +84,16 @@ struct mg_conn {
     mg_worker_t *w;
     struct bufferevent *bev;
     bool tls;
+    /* The client address of logs, the audit log, X-Forwarded-For and address-keyed rate
+     * limits: the TCP peer, or for a request from a trusted_proxy the address its
+     * X-Forwarded-For/Forwarded names (resolve_client()). */
     char client_ip[INET6_ADDRSTRLEN];
+    char peer_ip[INET6_ADDRSTRLEN]; /* the TCP peer, text */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
     mg_climit_ticket_t climit; /* its place under max_connections (given back in reap_cb) */
     mg_conn_state_t state;
     struct event *tmo;  /* the state's timeout (see the table above) */
@@ -102,6 +111,8 @@ struct mg_conn {
     uint64_t bytes_in;
     mg_audit_decision_t decision; /* for the audit log: allow unless refused */
     const char *reason;           /* static reason code of a refusal, or NULL */
+    bool refused_credential;      /* a presented credential was refused: the audit line is
+                                     rate-limited per client address (mg_audit_write_refused) */
     struct timespec t_up;         /* when the request went upstream */
     double upstream_ms;           /* < 0: no upstream exchange */
     bool sse_counted;             /* counted in the open-SSE-streams gauge */
@@ -287,7 +298,10 @@ account_request(mg_conn_t *c)
     rec.bytes_out = c->bytes_out;
     rec.duration_ms = elapsed_ms(&c->t_start);
     rec.upstream_ms = c->upstream_ms;
-    mg_audit_write(c->w->audit, &rec);
+    if (c->refused_credential && c->decision != MG_AUDIT_ALLOW)
+        mg_audit_write_refused(c->w->audit, &rec, c->client_ip); /* a flood cannot fill the disk */
+    else
+        mg_audit_write(c->w->audit, &rec);
 }
 
 static void
@@ -314,7 +328,9 @@ reset_request(mg_conn_t *c)
     evbuffer_drain(c->body, evbuffer_get_length(c->body));
     evbuffer_drain(c->upreq, evbuffer_get_length(c->upreq));
     c->req_started = false;
+    c->refused_credential = false;
     c->request_id[0] = '\0';
+    memcpy(c->client_ip, c->peer_ip, sizeof(c->peer_ip));
     c->bytes_in = 0;
     c->decision = MG_AUDIT_ALLOW;
     c->reason = NULL;
@@ -574,6 +590,7 @@ authenticate(mg_conn_t *c)
      * ends up in logs and Referer headers (SPEC T-01). */
     if (c->query != NULL && mg_bearer_query_has_token(c->query, c->query_len)) {
         c->reason = "token_in_query";
+        c->refused_credential = true;
         mg_metrics_auth(c->w->metrics, c->route->path, MG_METRICS_DENY, c->reason);
         mg_mcp_challenge(mcp, c->route, MG_CHALLENGE_INVALID_REQUEST,
                          "Access tokens are not accepted in the query string.", NULL, NULL, &rep);
@@ -598,6 +615,8 @@ authenticate(mg_conn_t *c)
         return true;
     }
     c->decision = r.outcome == MG_AUTH_UNAVAILABLE ? MG_AUDIT_ERROR : MG_AUDIT_DENY;
+    /* bad, unknown or foreign tokens and API keys, malformed Authorization: limited lines */
+    c->refused_credential = r.outcome == MG_AUTH_INVALID || r.outcome == MG_AUTH_BAD_REQUEST;
     c->reason = r.code != NULL                     ? r.code
                 : r.outcome == MG_AUTH_INVALID     ? mg_jwt_reason_code(r.reason)
                 : r.outcome == MG_AUTH_NO_TOKEN    ? "no_token"
@@ -1155,7 +1174,138 @@ front_post(mg_conn_t *c)
                    NULL, rc == MG_RPC_PARSE_ERROR ? "parse_error" : "invalid_request");
         return;
     }
+    /* Every element of a batch is authorized (and its tool calls rate-limited)
+     * one by one: a body of thousands of tiny messages must not buy thousands
+     * of checks, nor be forwarded for the upstream to fan out. */
+    if (c->rpc->batch && c->rpc->n > MG_RPC_MAX_BATCH) {
+        refuse_rpc(c, 400, NULL, MG_RPC_INVALID_REQUEST, "Batch too large", NULL,
+                   "batch_too_large");
+        return;
+    }
     front_request(c);
+}
+
+/* ---- revocation (docs/redis.md, "Revocation"): the token's jti in mg:revoked:<issuer> ---- */
+
+static void front_begin(mg_conn_t *c);
+
+/* The configuration of the token's issuer when it says `revocation on;`, else NULL. */
+static const mg_conf_issuer_t *
+revocation_issuer(const mg_conn_t *c)
+{
+    const mg_conf_t *conf = c->gen->conf;
+
+    if (c->claims == NULL || c->claims->iss == NULL)
+        return NULL;
+    for (size_t k = 0; k < c->route->nissuers; k++) {
+        const mg_conf_issuer_t *ci = &conf->issuers[c->route->issuers[k]];
+        if (ci->revocation && strcmp(ci->url, c->claims->iss) == 0)
+            return ci;
+    }
+    return NULL;
+}
+
+/* Redis could not say: the redis block's on_failure decides (deny: 503; local and allow: the
+ * token passes, since no replica has a local copy of the set). */
+static void
+revocation_unavailable(mg_conn_t *c, mg_redis_err_t err)
+{
+    static _Thread_local time_t last_log;
+    const mg_conf_t *conf = conf_of(c);
+    mg_redis_on_failure_t policy = c->w->redis != NULL   ? mg_redis_conf(c->w->redis)->on_failure
+                                   : conf->redis != NULL ? conf->redis->rc.on_failure
+                                                         : MG_REDIS_FAIL_DENY;
+    time_t now = time(NULL);
+
+    if (err != MG_REDIS_OK)
+        mg_metrics_redis_error(c->w->metrics, rl_redis_err_label(err));
+    if (now != last_log) {
+        last_log = now;
+        mg_log_warn("revocation check failed (%s): %s",
+                    err != MG_REDIS_OK ? mg_redis_strerror(err)
+                                       : "no redis connection (the redis block needs a "
+                                         "restart)",
+                    policy == MG_REDIS_FAIL_DENY ? "refusing (on_failure deny)"
+                                                 : "letting the token through");
+    }
+    if (policy == MG_REDIS_FAIL_DENY) {
+        mg_metrics_revocation(c->w->metrics, "unavailable_denied");
+        c->decision = MG_AUDIT_ERROR;
+        c->reason = "revocation_unavailable";
+        send_error(c, 503, "revocation store unavailable", "Retry-After: 1\r\n");
+        return;
+    }
+    mg_metrics_revocation(c->w->metrics, "unavailable_allowed");
+    front_begin(c);
+}
+
+static void
+revocation_checked_cb(void *arg, mg_redis_err_t err, const struct redisReply *reply)
+{
+    mg_conn_t *c = pending_end(arg);
+    mg_mcp_reply_t rep = {0};
+
+    if (c == NULL)
+        return; /* the connection went away meanwhile */
+    /* SISMEMBER answers an integer (RESP :0 / :1); anything else is a failure. */
+    if (err != MG_REDIS_OK || reply == NULL || mg_redis_reply_integer(reply) < 0) {
+        revocation_unavailable(c, err != MG_REDIS_OK ? err : MG_REDIS_E_REPLY);
+        return;
+    }
+    if (mg_redis_reply_integer(reply) == 0) {
+        mg_metrics_revocation(c->w->metrics, "not_revoked");
+        front_begin(c);
+        return;
+    }
+    mg_metrics_revocation(c->w->metrics, "revoked");
+    mg_metrics_auth(c->w->metrics, c->route->path, MG_METRICS_DENY, "revoked");
+    mg_log_info("%s: access token refused on %s: revoked", c->client_ip, c->route->path);
+    c->decision = MG_AUDIT_DENY;
+    c->reason = "revoked";
+    c->refused_credential = true;
+    mg_mcp_challenge(c->gen->mcp, c->route, MG_CHALLENGE_INVALID_TOKEN,
+                     "The access token has been revoked.", NULL, NULL, &rep);
+    send_mcp_reply(c, &rep);
+}
+
+/* True when the check runs (revocation_checked_cb goes on) or answered; false when the
+ * token's issuer does not ask for it. */
+static bool
+revocation_check(mg_conn_t *c)
+{
+    const mg_conf_issuer_t *ci = revocation_issuer(c);
+    const char *argv[3];
+    char *key = NULL;
+    mg_pending_t *p;
+
+    if (ci == NULL)
+        return false;
+    if (c->claims->jti == NULL) {
+        /* Nothing to look up: such a token cannot be revoked by jti (documented). */
+        mg_metrics_revocation(c->w->metrics, "no_jti");
+        return false;
+    }
+    if (c->w->redis == NULL) {
+        revocation_unavailable(c, MG_REDIS_OK);
+        return true;
+    }
+    if (asprintf(&key, "mg:revoked:%s", ci->url) < 0 || (p = pending_begin(c)) == NULL) {
+        if (key != NULL)
+            free(key);
+        send_error(c, 500, "out of memory", NULL);
+        return true;
+    }
+    argv[0] = "SISMEMBER";
+    argv[1] = key;
+    argv[2] = c->claims->jti;
+    if (mg_redis_command_argv(c->w->redis, 3, argv, NULL, revocation_checked_cb, p) != 0) {
+        pending_end(p);
+        free(key);
+        send_error(c, 500, "out of memory", NULL);
+        return true;
+    }
+    free(key);
+    return true;
 }
 
 /* The request is complete (head, and body if any): on a protected route the
@@ -1167,10 +1317,37 @@ request_ready(mg_conn_t *c)
         admit(c); /* unprotected: route limits, and subject/client ones per client address */
         return;
     }
+    if (revocation_check(c))
+        return;
+    front_begin(c);
+}
+
+/* A protected route's request whose token is not revoked: the front door. */
+static void
+front_begin(mg_conn_t *c)
+{
     if (c->req.method == MG_HTTP_POST)
         front_post(c);
     else
         front_request(c);
+}
+
+/* The request's client address: the peer, unless the peer is a trusted_proxy of the
+ * request's configuration and its X-Forwarded-For/Forwarded names one
+ * (mg_mcp_forwarded_client(); docs/mcpgate.conf.5). Headers from any other peer are
+ * ignored. Used for logs, the audit log, the X-Forwarded-For sent upstream and the
+ * address-keyed rate limits; never to build a URL. */
+static void
+resolve_client(mg_conn_t *c)
+{
+    const mg_conf_t *conf = conf_of(c);
+    char ip[INET6_ADDRSTRLEN];
+
+    memcpy(c->client_ip, c->peer_ip, sizeof(c->peer_ip));
+    if (conf->ntrusted_proxies == 0 || !mg_mcp_trusted_proxy(conf, &c->peer.sa))
+        return;
+    if (mg_mcp_forwarded_client(conf, c->req.headers, c->req.nheaders, ip, sizeof(ip)))
+        memcpy(c->client_ip, ip, sizeof(ip));
 }
 
 static void
@@ -1236,6 +1413,7 @@ on_head(mg_conn_t *c)
     }
     c->keep_alive = c->req.keep_alive && !c->w->draining;
     c->bytes_in = (uint64_t)r;
+    resolve_client(c);
     {
         /* Keep the client's X-Request-Id when it is short and safe (and only
          * one was sent), so that a trace crosses the gateway. */
@@ -1678,6 +1856,9 @@ build_upstream_request(mg_conn_t *c)
         free(ids);
         free(jwt);
     }
+    /* One address, the client's (resolve_client()): a client's own X-Forwarded-For and the
+     * proxy chain are not passed on, so the upstream never sees an address the gateway
+     * did not vouch for. */
     evbuffer_add_printf(o, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n", c->client_ip,
                         c->tls ? "https" : "http");
     if (c->req.host != NULL)
@@ -2371,6 +2552,11 @@ mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sock
     c->gen = mg_gen_ref(w->gen);
     c->state = MG_CONN_READ_HEAD;
     memcpy(c->client_ip, ip, sizeof(ip));
+    memcpy(c->peer_ip, ip, sizeof(ip));
+    if (sa->sa_family == AF_INET)
+        c->peer.in = *(struct sockaddr_in *)(void *)sa;
+    else if (sa->sa_family == AF_INET6)
+        c->peer.in6 = *(struct sockaddr_in6 *)(void *)sa;
     c->tmo = evtimer_new(w->base, timeout_cb, c);
     c->ka = evtimer_new(w->base, keepalive_cb, c);
     c->kick = event_new(w->base, -1, 0, kick_cb, c);

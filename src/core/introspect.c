@@ -1,5 +1,6 @@
 /* introspect.c -- RFC 7662 token introspection on a worker's event loop: the request, the
- * checks on the response (the same as for a JWT, SPEC I-04) and the per-worker result cache. */
+ * checks on the response (the same as for a JWT, SPEC I-04), the per-worker result cache and,
+ * with a redis block, the result cache shared in Redis (docs/keys.md). */
 #include "config.h"
 
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -15,6 +17,8 @@
 #include "introspect.h"
 #include "mcpgate/http_client.h"
 #include "mcpgate/log.h"
+#include "mcpgate/metrics.h"
+#include "mcpgate/redis.h"
 
 #define NBUCKETS 4096 /* power of two */
 #define MAX_RESPONSE (64 * 1024)
@@ -43,6 +47,12 @@ struct mg_introspect_wait {
     const char *resource;
 };
 
+/* A Redis lookup in flight: the callback owns it; the job drops its pointer when it goes
+ * away first (cancelled, freed), so a late answer finds j NULL. */
+typedef struct lookup {
+    struct job *j;
+} lookup_t;
+
 typedef struct job {
     struct job *prev, *next; /* in->jobs */
     mg_introspect_t *in;
@@ -50,6 +60,12 @@ typedef struct job {
     char *issuer; /* the issuer URL, for the iss check and the logs */
     int64_t ttl;  /* s */
     mg_http_client_req_t *req;
+    lookup_t *lookup; /* the shared cache is being asked first (req not sent yet) */
+    /* The request to send when the shared cache has nothing (wiped when freed: the body
+     * holds the token, the header the client secret). */
+    char *endpoint, *auth, *body;
+    bool allow_http;
+    SSL_CTX *ssl_ctx; /* in->ctxs', or NULL for http */
     mg_introspect_wait_t *waiters;
     bool completing; /* callbacks running: waiters are only unlinked */
 } job_t;
@@ -69,6 +85,8 @@ struct mg_introspect {
     size_t n;
     job_t *jobs;
     ctx_entry_t *ctxs;
+    mg_redis_t *redis;          /* NULL-able, borrowed: the shared result cache */
+    struct mg_metrics *metrics; /* NULL-able, borrowed */
     mg_introspect_stats_t st;
 };
 
@@ -415,10 +433,17 @@ done:
 
 /* ---- requests ---- */
 
+static void wipe_free(char *s);
+
 static void
 job_free(job_t *j)
 {
+    if (j->lookup != NULL)
+        j->lookup->j = NULL;
     free(j->issuer);
+    free(j->endpoint);
+    wipe_free(j->auth);
+    wipe_free(j->body);
     free(j);
 }
 
@@ -434,60 +459,156 @@ job_unlink(job_t *j)
     j->prev = j->next = NULL;
 }
 
+/* The verdict in an introspection response (or in a result from the shared cache, which has
+ * the same form): *failed is set when there is none (the endpoint misbehaved). */
 static void
-response_cb(mg_http_client_result_t *res, void *arg)
+read_response(json_t *root, const char *issuer, mg_jwt_reason_t *verdict, const char **code,
+              const char **description, mg_jwt_claims_t **claims, const char **failed)
 {
-    job_t *j = arg;
+    json_t *active;
+
+    *verdict = MG_JWT_INTERNAL;
+    if (root == NULL || !json_is_object(root)) {
+        *failed = "the response is not a JSON object";
+    } else if (!json_is_boolean(active = json_object_get(root, "active"))) {
+        *failed = "the response has no boolean \"active\"";
+    } else if (!json_is_true(active)) {
+        *verdict = MG_JWT_INVALID_CLAIM;
+        *code = "inactive";
+        *description = "The access token is not active.";
+    } else {
+        *verdict = parse_active(root, issuer, claims, code, description);
+        if (*verdict == MG_JWT_INTERNAL)
+            *failed = "out of memory";
+    }
+}
+
+/* The shared-cache form of a result: what parse_active() reads back, without the token.
+ * NULL when it is not worth sharing (refusals other than inactive stay local). */
+static char *
+store_value(mg_jwt_reason_t verdict, const char *code, const mg_jwt_claims_t *c)
+{
+    json_t *o = json_object(), *aud = NULL;
+    char *out = NULL, *scope = NULL;
+    size_t slen = 0;
+    bool ok = o != NULL;
+
+    if (verdict != MG_JWT_OK) {
+        if (ok && code != NULL && strcmp(code, "inactive") == 0 &&
+            json_object_set_new(o, "active", json_false()) == 0)
+            out = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        return out;
+    }
+    ok = ok && json_object_set_new(o, "active", json_true()) == 0 &&
+         json_object_set_new(o, "exp", json_integer(c->exp)) == 0;
+    if (ok && c->has_nbf)
+        ok = json_object_set_new(o, "nbf", json_integer(c->nbf)) == 0;
+    if (ok && c->has_iat)
+        ok = json_object_set_new(o, "iat", json_integer(c->iat)) == 0;
+    if (ok && c->iss)
+        ok = json_object_set_new(o, "iss", json_string(c->iss)) == 0;
+    if (ok && c->sub)
+        ok = json_object_set_new(o, "sub", json_string(c->sub)) == 0;
+    if (ok && c->client_id)
+        ok = json_object_set_new(o, "client_id", json_string(c->client_id)) == 0;
+    if (ok && c->jti)
+        ok = json_object_set_new(o, "jti", json_string(c->jti)) == 0;
+    if (ok && (aud = json_array()) == NULL)
+        ok = false;
+    for (size_t i = 0; ok && i < c->n_aud; i++)
+        ok = json_array_append_new(aud, json_string(c->aud[i])) == 0;
+    if (ok)
+        ok = json_object_set_new(o, "aud", aud) == 0;
+    else
+        json_decref(aud);
+    for (size_t i = 0; i < c->n_scopes; i++)
+        slen += strlen(c->scopes[i]) + 1;
+    if (ok && c->n_scopes > 0) {
+        scope = calloc(1, slen + 1);
+        ok = scope != NULL;
+        for (size_t i = 0; ok && i < c->n_scopes; i++) {
+            if (i > 0)
+                strcat(scope, " ");
+            strcat(scope, c->scopes[i]);
+        }
+        ok = ok && json_object_set_new(o, "scope", json_string(scope)) == 0;
+    }
+    if (ok)
+        out = json_dumps(o, JSON_COMPACT);
+    free(scope);
+    json_decref(o);
+    return out;
+}
+
+/* mg:introspect:<64 hex of the cache key>: the token itself never reaches Redis. */
+static void
+store_key(const uint8_t *key, char out[sizeof("mg:introspect:") + 2 * SHA256_DIGEST_LENGTH])
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = out + strlen("mg:introspect:");
+
+    memcpy(out, "mg:introspect:", strlen("mg:introspect:"));
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        *p++ = hex[key[i] >> 4];
+        *p++ = hex[key[i] & 15];
+    }
+    *p = '\0';
+}
+
+static void
+store_set_cb(void *arg, mg_redis_err_t err, const struct redisReply *reply)
+{
+    (void)arg;
+    (void)reply;
+    if (err != MG_REDIS_OK && err != MG_REDIS_E_CLOSED)
+        mg_log_debug("introspection cache: SET failed: %s", mg_redis_strerror(err));
+}
+
+/* Share a fresh result for <ttl_ms> (fire and forget: the local cache has it anyway). */
+static void
+store_put(mg_introspect_t *in, const uint8_t *key, int64_t ttl_ms, mg_jwt_reason_t verdict,
+          const char *code, const mg_jwt_claims_t *claims)
+{
+    char k[sizeof("mg:introspect:") + 2 * SHA256_DIGEST_LENGTH], ms[24];
+    char *v;
+    const char *argv[5];
+
+    if (in->redis == NULL || ttl_ms <= 0 || mg_redis_state(in->redis) != MG_REDIS_READY)
+        return;
+    if ((v = store_value(verdict, code, claims)) == NULL)
+        return;
+    store_key(key, k);
+    snprintf(ms, sizeof(ms), "%lld", (long long)ttl_ms);
+    argv[0] = "SET";
+    argv[1] = k;
+    argv[2] = v;
+    argv[3] = "PX";
+    argv[4] = ms;
+    mg_redis_command_argv(in->redis, 5, argv, NULL, store_set_cb, NULL);
+    free(v);
+}
+
+/* The job has a verdict (or failed): cache it, answer every waiter, free the job. */
+static void
+job_finish(job_t *j, const char *failed, mg_jwt_reason_t verdict, const char *code,
+           const char *description, mg_jwt_claims_t *claims, bool from_store)
+{
     mg_introspect_t *in = j->in;
     int64_t now = (int64_t)time(NULL);
-    json_t *root = NULL, *active;
-    mg_jwt_reason_t verdict = MG_JWT_INTERNAL;
-    const char *code = NULL, *description = NULL, *failed = NULL;
-    mg_jwt_claims_t *claims = NULL;
-    json_error_t jerr;
-    char why[256];
 
-    j->req = NULL;
     job_unlink(j);
     j->completing = true;
-    if (res->error != MG_HTTPC_OK) {
-        snprintf(why, sizeof(why), "%s",
-                 res->message && *res->message ? res->message
-                                               : mg_http_client_strerror(res->error));
-        failed = why;
-    } else if (res->status != 200) {
-        /* 401/403: the gateway's own client credentials were refused (RFC 7662 2.3). */
-        snprintf(why, sizeof(why), "HTTP status %d%s", res->status,
-                 res->status == 401 || res->status == 403
-                     ? " (check introspection_client_id and introspection_client_secret)"
-                     : "");
-        failed = why;
-    } else if ((root = json_loadb(res->body ? res->body : "", res->body_len, JSON_REJECT_DUPLICATES,
-                                  &jerr)) == NULL ||
-               !json_is_object(root)) {
-        failed = "the response is not a JSON object";
-    } else if (!json_is_boolean(active = json_object_get(root, "active"))) {
-        failed = "the response has no boolean \"active\"";
-    } else if (!json_is_true(active)) {
-        verdict = MG_JWT_INVALID_CLAIM;
-        code = "inactive";
-        description = "The access token is not active.";
-    } else {
-        verdict = parse_active(root, j->issuer, &claims, &code, &description);
-        if (verdict == MG_JWT_INTERNAL)
-            failed = "out of memory";
-    }
-    json_decref(root);
-    in->st.calls++;
-    if (failed != NULL) {
-        in->st.failures++;
-        mg_log_error("issuer %s: token introspection failed: %s", j->issuer, failed);
-    } else if (verdict == MG_JWT_OK) {
+    if (failed == NULL && verdict == MG_JWT_OK) {
         int64_t until = now + j->ttl;
         if (claims->exp < until)
             until = claims->exp;
+        if (!from_store)
+            store_put(in, j->key, (until - now) * 1000, verdict, code, claims);
         cache_put(in, j->key, until, MG_JWT_OK, NULL, NULL, mg_jwt_claims_dup(claims));
-    } else {
+    } else if (failed == NULL) {
+        if (!from_store)
+            store_put(in, j->key, MG_INTROSPECT_NEGATIVE_TTL * 1000, verdict, code, NULL);
         cache_put(in, j->key, now + MG_INTROSPECT_NEGATIVE_TTL, verdict, code, description, NULL);
     }
     /* Callbacks may cancel other waiters of this job (only unlinked while completing). */
@@ -507,6 +628,49 @@ response_cb(mg_http_client_result_t *res, void *arg)
     }
     mg_jwt_claims_free(claims);
     job_free(j);
+}
+
+static void
+response_cb(mg_http_client_result_t *res, void *arg)
+{
+    job_t *j = arg;
+    mg_introspect_t *in = j->in;
+    json_t *root = NULL;
+    mg_jwt_reason_t verdict = MG_JWT_INTERNAL;
+    const char *code = NULL, *description = NULL, *failed = NULL;
+    mg_jwt_claims_t *claims = NULL;
+    json_error_t jerr;
+    char why[256];
+
+    j->req = NULL;
+    if (res->error != MG_HTTPC_OK) {
+        snprintf(why, sizeof(why), "%s",
+                 res->message && *res->message ? res->message
+                                               : mg_http_client_strerror(res->error));
+        failed = why;
+    } else if (res->status != 200) {
+        /* 401/403: the gateway's own client credentials were refused (RFC 7662 2.3). */
+        snprintf(why, sizeof(why), "HTTP status %d%s", res->status,
+                 res->status == 401 || res->status == 403
+                     ? " (check introspection_client_id and introspection_client_secret)"
+                     : "");
+        failed = why;
+    } else {
+        root = json_loadb(res->body ? res->body : "", res->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        read_response(root, j->issuer, &verdict, &code, &description, &claims, &failed);
+    }
+    json_decref(root);
+    in->st.calls++;
+    if (failed != NULL) {
+        in->st.failures++;
+        mg_log_error("issuer %s: token introspection failed: %s", j->issuer, failed);
+    }
+    mg_metrics_introspection(in->metrics, j->issuer,
+                             failed != NULL                                  ? "error"
+                             : verdict == MG_JWT_OK                          ? "active"
+                             : code != NULL && strcmp(code, "inactive") == 0 ? "inactive"
+                                                                             : "refused");
+    job_finish(j, failed, verdict, code, description, claims, false);
 }
 
 static SSL_CTX *
@@ -604,61 +768,137 @@ done:
     return line;
 }
 
+/* Send the prepared request. 0, or -1 when out of memory. */
+static int
+job_send(job_t *j)
+{
+    const char *headers[4];
+    mg_http_client_opts_t o;
+
+    headers[0] = j->auth;
+    headers[1] = "Content-Type: application/x-www-form-urlencoded";
+    headers[2] = "Accept: application/json";
+    headers[3] = NULL;
+    mg_http_client_opts_init(&o);
+    o.dns = j->in->dns;
+    o.allow_http = j->allow_http;
+    o.connect_timeout_ms = CONNECT_MS;
+    o.total_timeout_ms = TOTAL_MS;
+    o.max_response = MAX_RESPONSE;
+    o.max_redirects = 0; /* a POST with credentials is not replayed elsewhere */
+    o.ssl_ctx = j->ssl_ctx;
+    j->req = mg_http_client_request(j->in->base, &o, "POST", j->endpoint, headers, j->body,
+                                    strlen(j->body), response_cb, j);
+    /* The secret and the token are not needed any more. */
+    wipe_free(j->auth);
+    wipe_free(j->body);
+    j->auth = j->body = NULL;
+    return j->req != NULL ? 0 : -1;
+}
+
+static void
+lookup_cb(void *arg, mg_redis_err_t err, const struct redisReply *reply)
+{
+    lookup_t *lk = arg;
+    job_t *j = lk->j;
+    mg_introspect_t *in;
+
+    free(lk);
+    if (j == NULL)
+        return; /* nobody waits any more */
+    j->lookup = NULL;
+    in = j->in;
+    if (err == MG_REDIS_OK && reply->type == REDIS_REPLY_STRING) {
+        json_error_t jerr;
+        json_t *root = json_loadb(reply->str, reply->len, JSON_REJECT_DUPLICATES, &jerr);
+        mg_jwt_reason_t verdict = MG_JWT_INTERNAL;
+        const char *code = NULL, *description = NULL, *failed = NULL;
+        mg_jwt_claims_t *claims = NULL;
+
+        read_response(root, j->issuer, &verdict, &code, &description, &claims, &failed);
+        json_decref(root);
+        if (failed == NULL) {
+            in->st.store_hits++;
+            mg_metrics_introspection_cache(in->metrics, "redis", 1);
+            job_finish(j, NULL, verdict, code, description, claims, true);
+            return;
+        }
+        mg_log_debug("issuer %s: unusable introspection result in Redis: %s", j->issuer, failed);
+    } else if (err != MG_REDIS_OK && err != MG_REDIS_E_CLOSED) {
+        mg_log_debug("issuer %s: introspection cache lookup failed: %s", j->issuer,
+                     mg_redis_strerror(err));
+    }
+    /* Nothing shared (or Redis failed: the cache is an optimisation, on_failure does not
+     * apply): ask the authorization server. */
+    in->st.store_misses++;
+    mg_metrics_introspection_cache(in->metrics, "redis", 0);
+    if (job_send(j) != 0)
+        job_finish(j, "out of memory", MG_JWT_INTERNAL, NULL, NULL, NULL, true);
+}
+
+/* Ask the shared cache first (true: lookup_cb goes on), when there is a ready one. */
+static bool
+job_lookup(job_t *j)
+{
+    mg_introspect_t *in = j->in;
+    char k[sizeof("mg:introspect:") + 2 * SHA256_DIGEST_LENGTH];
+    const char *argv[2];
+    lookup_t *lk;
+
+    if (in->redis == NULL || mg_redis_state(in->redis) != MG_REDIS_READY)
+        return false;
+    if ((lk = calloc(1, sizeof(*lk))) == NULL)
+        return false;
+    store_key(j->key, k);
+    argv[0] = "GET";
+    argv[1] = k;
+    lk->j = j;
+    if (mg_redis_command_argv(in->redis, 2, argv, NULL, lookup_cb, lk) != 0) {
+        free(lk);
+        return false;
+    }
+    j->lookup = lk;
+    return true;
+}
+
 static job_t *
 job_start(mg_introspect_t *in, const mg_introspect_req_t *r, const uint8_t *key)
 {
     const mg_conf_issuer_t *ci = r->ci;
     job_t *j = calloc(1, sizeof(*j));
-    char *auth = NULL, *etok = NULL, *body = NULL;
-    const char *headers[4];
-    mg_http_client_opts_t o;
+    char *etok = NULL;
     size_t blen;
 
-    if (j == NULL || (j->issuer = strdup(ci->url)) == NULL)
+    if (j == NULL || (j->issuer = strdup(ci->url)) == NULL ||
+        (j->endpoint = strdup(r->endpoint)) == NULL)
         goto fail;
     j->in = in;
     memcpy(j->key, key, sizeof(j->key));
     j->ttl = ci->introspection_cache_ttl / 1000;
     if (j->ttl < 1)
         j->ttl = 1;
-    auth = basic_auth(ci->introspection_client_id, ci->introspection_client_secret);
+    j->allow_http = ci->allow_http;
+    j->auth = basic_auth(ci->introspection_client_id, ci->introspection_client_secret);
     etok = form_encode(r->token, r->token_len);
-    if (auth == NULL || etok == NULL)
+    if (j->auth == NULL || etok == NULL)
         goto fail;
     blen = strlen(etok) + sizeof("token=&token_type_hint=access_token");
-    if ((body = malloc(blen)) == NULL)
+    if ((j->body = malloc(blen)) == NULL)
         goto fail;
-    snprintf(body, blen, "token=%s&token_type_hint=access_token", etok);
-    headers[0] = auth;
-    headers[1] = "Content-Type: application/x-www-form-urlencoded";
-    headers[2] = "Accept: application/json";
-    headers[3] = NULL;
-    mg_http_client_opts_init(&o);
-    o.dns = in->dns;
-    o.allow_http = ci->allow_http;
-    o.connect_timeout_ms = CONNECT_MS;
-    o.total_timeout_ms = TOTAL_MS;
-    o.max_response = MAX_RESPONSE;
-    o.max_redirects = 0; /* a POST with credentials is not replayed elsewhere */
+    snprintf(j->body, blen, "token=%s&token_type_hint=access_token", etok);
     if (strncmp(r->endpoint, "https:", 6) == 0 &&
-        (o.ssl_ctx = ssl_ctx_for(in, ci->ca_file)) == NULL)
+        (j->ssl_ctx = ssl_ctx_for(in, ci->ca_file)) == NULL)
         goto fail;
-    j->req = mg_http_client_request(in->base, &o, "POST", r->endpoint, headers, body, strlen(body),
-                                    response_cb, j);
-    if (j->req == NULL)
+    if (!job_lookup(j) && job_send(j) != 0)
         goto fail;
     j->next = in->jobs;
     if (in->jobs)
         in->jobs->prev = j;
     in->jobs = j;
-    wipe_free(auth);
     wipe_free(etok);
-    wipe_free(body);
     return j;
 fail:
-    wipe_free(auth);
     wipe_free(etok);
-    wipe_free(body);
     if (j != NULL)
         job_free(j);
     return NULL;
@@ -689,6 +929,7 @@ mg_introspect_check(mg_introspect_t *in, const mg_introspect_req_t *r, mg_auth_r
         return true;
     }
     e = cache_find(in, key, r->now);
+    mg_metrics_introspection_cache(in->metrics, "memory", e != NULL);
     if (e != NULL) {
         in->st.hits++;
         judge(e->verdict, e->code, e->description, e->claims, r->is, r->resource, r->now, out);
@@ -739,14 +980,16 @@ mg_introspect_cancel(mg_introspect_wait_t *w)
     free(w);
     if (j->waiters == NULL && !j->completing) {
         /* Nobody waits any more: stop the request (its result would only fill the cache). */
-        mg_http_client_cancel(j->req);
+        if (j->req != NULL)
+            mg_http_client_cancel(j->req);
         job_unlink(j);
         job_free(j);
     }
 }
 
 mg_introspect_t *
-mg_introspect_new(struct event_base *base, struct evdns_base *dns)
+mg_introspect_new(struct event_base *base, struct evdns_base *dns, struct mg_redis *redis,
+                  struct mg_metrics *metrics)
 {
     mg_introspect_t *in = calloc(1, sizeof(*in));
 
@@ -754,6 +997,8 @@ mg_introspect_new(struct event_base *base, struct evdns_base *dns)
         return NULL;
     in->base = base;
     in->dns = dns;
+    in->redis = redis;
+    in->metrics = metrics;
     return in;
 }
 
@@ -764,7 +1009,8 @@ mg_introspect_free(mg_introspect_t *in)
         return;
     while (in->jobs != NULL) {
         job_t *j = in->jobs;
-        mg_http_client_cancel(j->req);
+        if (j->req != NULL)
+            mg_http_client_cancel(j->req);
         job_unlink(j);
         while (j->waiters != NULL) {
             mg_introspect_wait_t *w = j->waiters;

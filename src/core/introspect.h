@@ -3,7 +3,7 @@
  *
  * NOT THREAD-SAFE, by design: each worker owns its object, on its own event base; no other
  * thread touches it. The cache is keyed by SHA-256 of issuer URL and token (the token itself is
- * never stored) and bounded; positive results live until min(exp, introspection_cache_ttl),
+ * never stored) and bounded (with a redis block it is also shared in Redis); positive results live until min(exp, introspection_cache_ttl),
  * refusals for MG_INTROSPECT_NEGATIVE_TTL seconds; failures of the endpoint are not cached.
  */
 #ifndef MCPGATE_CORE_INTROSPECT_H
@@ -22,9 +22,15 @@
 typedef struct mg_introspect mg_introspect_t;
 typedef struct mg_introspect_wait mg_introspect_wait_t;
 
-/* A client on <base> resolving with <dns> (borrowed; both must outlive it). NULL when out of
- * memory. */
-mg_introspect_t *mg_introspect_new(struct event_base *base, struct evdns_base *dns);
+struct mg_redis;
+struct mg_metrics;
+/* A client on <base> resolving with <dns> (borrowed; both must outlive it). With <redis>
+ * (borrowed, NULL-able, on the same base) results are also shared there under
+ * mg:introspect:<hex SHA-256(issuer, token)>, and looked up before the endpoint is asked
+ * (docs/keys.md). <metrics> (borrowed, NULL-able) counts calls and cache lookups. NULL when
+ * out of memory. */
+mg_introspect_t *mg_introspect_new(struct event_base *base, struct evdns_base *dns,
+                                   struct mg_redis *redis, struct mg_metrics *metrics);
 /* Cancel every request in flight (their callbacks are never called) and free the cache.
  * NULL-safe. Call before <base> is freed. */
 void mg_introspect_free(mg_introspect_t *in);
@@ -63,6 +69,8 @@ typedef struct mg_introspect_stats {
     uint64_t failures; /* of which failed (network, status, bad response) */
     uint64_t hits;     /* answered from the cache */
     uint64_t joined;   /* waited for a request already running for the same token */
+    uint64_t store_hits;   /* found in the shared (Redis) cache */
+    uint64_t store_misses; /* not there (or Redis failed): the endpoint was asked */
     size_t entries;
 } mg_introspect_stats_t;
 

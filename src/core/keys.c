@@ -501,8 +501,10 @@ start_fetch(source_t *s)
     pthread_mutex_lock(&s->km->lock);
     s->fetching = true;
     s->fetch_for_kid = s->kid_wanted;
-    if (s->kid_wanted)
+    if (s->kid_wanted) {
         s->st.kid_refetches++;
+        mg_metrics_kid_refetch(s->km->metrics, s->url);
+    }
     /* Every fetch counts for the cooldown: it also answers for the kids asked before it. */
     s->last_kid_fetch = now;
     pthread_mutex_unlock(&s->km->lock);
@@ -708,6 +710,7 @@ mg_keys_kid_unknown(mg_keys_t *km, mg_jwt_issuer_t *is, const char *kid, int *re
     if (s == NULL)
         goto done; /* not managed (jwks_file): the file is all there is */
     s->st.kid_misses++;
+    mg_metrics_kid_unknown(km->metrics, s->url);
     if (set_has_kid(s->keys, kid)) {
         r = MG_KEYS_KID_PRESENT;
         goto done;

@@ -527,6 +527,200 @@ mg_mcp_trusted_proxy(const mg_conf_t *conf, const struct sockaddr *peer)
     return false;
 }
 
+/* The forwarded elements considered, the last ones of the request: a longer chain than this
+ * is not walked further back than its last MAX_FWD hops. */
+#define MAX_FWD 32
+
+typedef struct fwd_list {
+    const char *p[MAX_FWD];
+    size_t n[MAX_FWD];
+    size_t count; /* elements seen; only the last MAX_FWD are kept (a ring) */
+} fwd_list_t;
+
+static void
+fwd_push(fwd_list_t *l, const char *p, size_t n)
+{
+    l->p[l->count % MAX_FWD] = p;
+    l->n[l->count % MAX_FWD] = n;
+    l->count++;
+}
+
+static void
+trim_ows(const char **s, size_t *n)
+{
+    while (*n > 0 && (**s == ' ' || **s == '\t')) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+/* ":port" of a node (RFC 7239 section 6: digits, or an obfuscated "_..." port). */
+static bool
+port_ok(const char *s, size_t n)
+{
+    if (n < 2 || s[0] != ':')
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!(s[i] >= '0' && s[i] <= '9') && !(s[i] >= 'A' && s[i] <= 'Z') &&
+            !(s[i] >= 'a' && s[i] <= 'z') && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+/* One node: "192.0.2.1", "192.0.2.1:5000", "2001:db8::1", "[2001:db8::1]" or
+ * "[2001:db8::1]:5000", optionally quoted (Forwarded). Anything else ("unknown", an
+ * obfuscated "_name", a host name) is not an address. */
+static bool
+fwd_addr(const char *s, size_t n, struct sockaddr_in6 *out)
+{
+    char buf[INET6_ADDRSTRLEN];
+    const char *colon;
+
+    trim_ows(&s, &n);
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        s++;
+        n -= 2;
+    }
+    if (n > 0 && s[0] == '[') {
+        const char *e = memchr(s, ']', n);
+        size_t rest;
+        if (e == NULL)
+            return false;
+        rest = n - (size_t)(e - s) - 1;
+        if (rest > 0 && !port_ok(e + 1, rest))
+            return false;
+        s++;
+        n = (size_t)(e - s);
+    } else if ((colon = memchr(s, ':', n)) != NULL &&
+               memchr(colon + 1, ':', n - (size_t)(colon - s) - 1) == NULL) {
+        /* One colon: IPv4 with a port (an IPv6 literal has two or more). */
+        if (!port_ok(colon, n - (size_t)(colon - s)))
+            return false;
+        n = (size_t)(colon - s);
+    }
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, buf, &((struct sockaddr_in *)(void *)out)->sin_addr) == 1) {
+        ((struct sockaddr_in *)(void *)out)->sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, buf, &out->sin6_addr) == 1) {
+        out->sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
+/* Splits <s> at commas outside quoted strings, pushing each element. */
+static void
+fwd_split(fwd_list_t *l, const char *s, size_t n)
+{
+    size_t start = 0;
+    bool q = false;
+
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] == '\\' && q) {
+            i++;
+            continue;
+        }
+        if (i < n && s[i] == '"')
+            q = !q;
+        if (i == n || (s[i] == ',' && !q)) {
+            const char *e = s + start;
+            size_t en = i - start;
+            trim_ows(&e, &en);
+            if (en > 0) /* empty list elements are allowed and ignored (RFC 9110 5.6.1) */
+                fwd_push(l, e, en);
+            start = i + 1;
+        }
+    }
+}
+
+/* The value of the for= parameter of one Forwarded element (RFC 7239 section 4), or
+ * false when it has none. */
+static bool
+fwd_for(const char *s, size_t n, const char **v, size_t *vn)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t j = i;
+        bool q = false;
+        const char *pair;
+        size_t pn;
+        while (j < n && (q || s[j] != ';')) {
+            if (s[j] == '"')
+                q = !q;
+            j++;
+        }
+        pair = s + i;
+        pn = j - i;
+        trim_ows(&pair, &pn);
+        if (pn > 4 && strncasecmp(pair, "for=", 4) == 0) {
+            *v = pair + 4;
+            *vn = pn - 4;
+            return true;
+        }
+        i = j + 1;
+    }
+    return false;
+}
+
+bool
+mg_mcp_forwarded_client(const mg_conf_t *conf, const mg_http_header_t *headers, size_t nheaders,
+                        char *out, size_t outlen)
+{
+    fwd_list_t l = {.count = 0};
+    bool xff = false, have = false;
+    size_t first;
+
+    for (size_t i = 0; i < nheaders; i++) {
+        if (headers[i].name_len == 15 && strncasecmp(headers[i].name, "X-Forwarded-For", 15) == 0) {
+            if (!xff)
+                l.count = 0; /* X-Forwarded-For wins over Forwarded */
+            xff = true;
+            fwd_split(&l, headers[i].value, headers[i].value_len);
+        } else if (!xff && headers[i].name_len == 9 &&
+                   strncasecmp(headers[i].name, "Forwarded", 9) == 0) {
+            fwd_split(&l, headers[i].value, headers[i].value_len);
+        }
+    }
+    first = l.count > MAX_FWD ? l.count - MAX_FWD : 0;
+    /* From the nearest hop back: each trusted hop vouches for the one before it; the first
+     * untrusted address is the client. A node that is not an address ends the walk at the
+     * last hop that was understood. */
+    for (size_t k = l.count; k > first; k--) {
+        const char *e = l.p[(k - 1) % MAX_FWD];
+        size_t en = l.n[(k - 1) % MAX_FWD];
+        struct sockaddr_in6 sa;
+        const void *a;
+        int fam;
+        if (!xff && !fwd_for(e, en, &e, &en))
+            break;
+        if (!fwd_addr(e, en, &sa))
+            break;
+        fam = sa.sin6_family;
+        a = fam == AF_INET ? (const void *)&((struct sockaddr_in *)(void *)&sa)->sin_addr
+                           : (const void *)&sa.sin6_addr;
+        if (fam == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&sa.sin6_addr)) {
+            /* one client, one rate-limit key: ::ffff:192.0.2.1 is written 192.0.2.1 */
+            fam = AF_INET;
+            a = sa.sin6_addr.s6_addr + 12;
+        }
+        if (inet_ntop(fam, a, out, (socklen_t)outlen) == NULL)
+            break;
+        have = true;
+        if (!mg_mcp_trusted_proxy(conf, (const struct sockaddr *)&sa))
+            break;
+    }
+    return have;
+}
+
 /* --- API keys ------------------------------------------------------------------- */
 
 bool

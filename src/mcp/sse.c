@@ -183,13 +183,17 @@ mg_sse_rewriter_passthrough(const mg_sse_rewriter_t *rw)
 
 /* Emit the event block <raw> with its data lines replaced by one
  * "data: <rep>" line at the place of the first, keeping every other line
- * (id, event, retry, comments) and every line terminator as they were. */
+ * (id, event, retry, comments) and every line terminator as they were --
+ * except one case: dropping data lines can put a line ended by a lone CR
+ * right before the blank line's LF, and "\r\n" would then read as one
+ * terminator, swallowing the blank line (the event would run into the next
+ * one). That blank line is written "\r\n" instead. */
 static void
 emit_replaced(mg_sse_rewriter_t *rw, const char *raw, size_t len, size_t skip, const char *rep,
               size_t rep_len)
 {
     const char *p = raw + skip, *end = raw + len;
-    bool written = false;
+    bool written = false, after_cr = false;
 
     if (skip)
         rw->emit(rw->emit_arg, raw, skip);
@@ -206,9 +210,14 @@ emit_replaced(mg_sse_rewriter_t *rw, const char *raw, size_t len, size_t skip, c
                 rw->emit(rw->emit_arg, rep, rep_len);
                 rw->emit(rw->emit_arg, e ? e : "\n", e ? eol : 1);
                 written = true;
+                after_cr = e != NULL && eol == 1 && *e == '\r';
             }
+        } else if (after_cr && llen == 0 && e != NULL && *e == '\n') {
+            rw->emit(rw->emit_arg, "\r\n", 2);
+            after_cr = false;
         } else {
             rw->emit(rw->emit_arg, p, (size_t)(next - p));
+            after_cr = next > p && next[-1] == '\r';
         }
         p = next;
     }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mcpgate/audit.h"
+#include "mcpgate/log.h"
 #include "obs_int.h"
 
 struct mg_audit {
@@ -22,6 +23,16 @@ struct mg_audit {
     pthread_mutex_t lock;
     int own_fd; /* the private number; -1 until a sink was on once */
     char *path; /* the current file sink, NULL for stdout/stderr/off */
+    /* The limit on refused-credential lines (mg_audit_write_refused), any thread. */
+    pthread_mutex_t rl_lock;
+    atomic_uint pending; /* slots whose summary is still owed: mg_audit_write looks */
+    atomic_uint_fast64_t suppressed;
+    struct refused_slot {
+        char addr[64];  /* "" when free */
+        int64_t second; /* CLOCK_MONOTONIC second of the current window */
+        unsigned lines; /* written in that second */
+        uint64_t held;  /* counted, not written, since the last summary */
+    } slots[MG_AUDIT_REFUSED_SLOTS];
 };
 
 /* ---- formatting ---- */
@@ -284,6 +295,8 @@ fail:
     return rc;
 }
 
+static void flush_summaries(mg_audit_t *a, int64_t now);
+
 mg_audit_t *
 mg_audit_new(const char *sink, char *err, size_t errlen)
 {
@@ -295,8 +308,11 @@ mg_audit_new(const char *sink, char *err, size_t errlen)
     }
     atomic_init(&a->fd, -1);
     atomic_init(&a->dropped, 0);
+    atomic_init(&a->pending, 0);
+    atomic_init(&a->suppressed, 0);
     a->own_fd = -1;
     pthread_mutex_init(&a->lock, NULL);
+    pthread_mutex_init(&a->rl_lock, NULL);
     if (install(a, sink, err, errlen) < 0) {
         mg_audit_free(a);
         return NULL;
@@ -309,10 +325,12 @@ mg_audit_free(mg_audit_t *a)
 {
     if (a == NULL)
         return;
+    flush_summaries(a, INT64_MAX); /* what was held back is still said once */
     if (a->own_fd >= 0)
         close(a->own_fd);
     free(a->path);
     pthread_mutex_destroy(&a->lock);
+    pthread_mutex_destroy(&a->rl_lock);
     free(a);
 }
 
@@ -359,23 +377,170 @@ mg_audit_dropped(const mg_audit_t *a)
     return a != NULL ? atomic_load(&a->dropped) : 0;
 }
 
-void
-mg_audit_write(mg_audit_t *a, const mg_audit_record_t *r)
+static void
+write_line(mg_audit_t *a, const char *line, size_t n)
 {
-    char line[MG_AUDIT_LINE_MAX];
-    size_t n;
     ssize_t w;
-    int fd;
+    int fd = atomic_load_explicit(&a->fd, memory_order_relaxed);
 
-    if (a == NULL || r == NULL)
-        return;
-    fd = atomic_load_explicit(&a->fd, memory_order_relaxed);
     if (fd < 0)
         return;
-    n = mg_audit_format(r, line, sizeof(line));
     do
         w = write(fd, line, n);
     while (w < 0 && errno == EINTR);
     if (w != (ssize_t)n)
         atomic_fetch_add_explicit(&a->dropped, 1, memory_order_relaxed);
+}
+
+static void
+write_record(mg_audit_t *a, const mg_audit_record_t *r)
+{
+    char line[MG_AUDIT_LINE_MAX];
+    size_t n = mg_audit_format(r, line, sizeof(line));
+
+    write_line(a, line, n);
+}
+
+/* The summary for <addr>: a usual line plus "suppressed": N. */
+static void
+write_summary(mg_audit_t *a, const char *addr, uint64_t held)
+{
+    char line[MG_AUDIT_LINE_MAX];
+    mg_audit_record_t r = {0};
+    size_t n;
+    int k;
+
+    r.client = addr;
+    r.decision = MG_AUDIT_DENY;
+    r.reason = "refused_credentials_suppressed";
+    r.upstream_ms = -1;
+    n = mg_audit_format(&r, line, sizeof(line));
+    /* n >= 2 ends with "}\n"; the field fits: a line is far from MG_AUDIT_LINE_MAX */
+    k = snprintf(line + n - 2, sizeof(line) - (n - 2), ",\"suppressed\":%llu}\n",
+                 (unsigned long long)held);
+    if (k > 0 && (size_t)k < sizeof(line) - (n - 2))
+        write_line(a, line, n - 2 + (size_t)k);
+    mg_log_info("audit: %llu refused-credential lines from %s suppressed", (unsigned long long)held,
+                addr);
+}
+
+static int64_t
+now_second(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* Write the summaries owed for windows before <now> (INT64_MAX: all of them). */
+static void
+flush_summaries(mg_audit_t *a, int64_t now)
+{
+    struct {
+        char addr[64];
+        uint64_t held;
+    } owed[16];
+    size_t nowed;
+
+    do {
+        nowed = 0;
+        pthread_mutex_lock(&a->rl_lock);
+        for (size_t i = 0; i < MG_AUDIT_REFUSED_SLOTS && nowed < 16; i++) {
+            struct refused_slot *s = &a->slots[i];
+            if (s->held == 0 || s->second >= now)
+                continue;
+            memcpy(owed[nowed].addr, s->addr, sizeof(s->addr));
+            owed[nowed++].held = s->held;
+            s->held = 0;
+            atomic_fetch_sub(&a->pending, 1);
+        }
+        pthread_mutex_unlock(&a->rl_lock);
+        for (size_t i = 0; i < nowed; i++)
+            write_summary(a, owed[i].addr, owed[i].held);
+    } while (nowed == 16);
+}
+
+void
+mg_audit_write(mg_audit_t *a, const mg_audit_record_t *r)
+{
+    if (a == NULL || r == NULL)
+        return;
+    if (atomic_load_explicit(&a->fd, memory_order_relaxed) < 0)
+        return;
+    if (atomic_load_explicit(&a->pending, memory_order_relaxed) > 0)
+        flush_summaries(a, now_second());
+    write_record(a, r);
+}
+
+static uint32_t
+addr_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+bool
+mg_audit_write_refused(mg_audit_t *a, const mg_audit_record_t *r, const char *addr)
+{
+    struct refused_slot *s;
+    char key[sizeof(s->addr)];
+    char evicted[64] = "";
+    uint64_t evicted_held = 0, own_held = 0;
+    int64_t now;
+    bool keep;
+
+    if (a == NULL || r == NULL || atomic_load_explicit(&a->fd, memory_order_relaxed) < 0)
+        return false;
+    if (addr == NULL)
+        addr = r->client != NULL ? r->client : "";
+    snprintf(key, sizeof(key), "%s", addr); /* an address always fits; cut anything else */
+    addr = key;
+    now = now_second();
+    pthread_mutex_lock(&a->rl_lock);
+    s = &a->slots[addr_hash(addr) % MG_AUDIT_REFUSED_SLOTS];
+    if (strncmp(s->addr, addr, sizeof(s->addr)) != 0) {
+        if (s->held > 0) {
+            memcpy(evicted, s->addr, sizeof(evicted));
+            evicted_held = s->held;
+            atomic_fetch_sub(&a->pending, 1);
+        }
+        memset(s, 0, sizeof(*s));
+        snprintf(s->addr, sizeof(s->addr), "%s", addr);
+        s->second = now;
+    }
+    if (s->second != now) {
+        if (s->held > 0) {
+            own_held = s->held;
+            atomic_fetch_sub(&a->pending, 1);
+        }
+        s->second = now;
+        s->lines = 0;
+        s->held = 0;
+    }
+    keep = s->lines < MG_AUDIT_REFUSED_PER_SEC;
+    if (keep) {
+        s->lines++;
+    } else {
+        if (s->held++ == 0)
+            atomic_fetch_add(&a->pending, 1);
+        atomic_fetch_add_explicit(&a->suppressed, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&a->rl_lock);
+    if (evicted_held > 0)
+        write_summary(a, evicted, evicted_held);
+    if (own_held > 0)
+        write_summary(a, addr, own_held);
+    if (keep)
+        write_record(a, r);
+    return keep;
+}
+
+uint64_t
+mg_audit_suppressed(const mg_audit_t *a)
+{
+    return a != NULL ? atomic_load(&a->suppressed) : 0;
 }

@@ -26,6 +26,7 @@ static const char *const kind_only[] = {"kind", NULL};
 static const char *const mode_only[] = {"mode", NULL};
 static const char *const reason_only[] = {"reason", NULL};
 static const char *const result_only[] = {"result", NULL};
+static const char *const store_only[] = {"store", NULL};
 static const char *const version_only[] = {"version", NULL};
 
 static const double upstream_buckets[] = {MG_METRICS_UPSTREAM_BUCKETS};
@@ -81,6 +82,24 @@ mg_metrics_new(const char *version)
     m->connections_refused = FAM(
         MG_METRIC_COUNTER, "mcpgate_connections_refused_total",
         "Client connections closed at accept, by the limit that refused them.", reason_only, 16);
+    m->kid_unknown = FAM(MG_METRIC_COUNTER, "mcpgate_jwks_unknown_kid_total",
+                         "Well-formed access tokens naming a key their issuer's key set lacked.",
+                         issuer_only, CAP_SMALL);
+    m->kid_refetches = FAM(MG_METRIC_COUNTER, "mcpgate_jwks_kid_refetches_total",
+                           "Key set fetches started because of an unknown key id, by issuer.",
+                           issuer_only, CAP_SMALL);
+    m->introspections = FAM(MG_METRIC_COUNTER, "mcpgate_introspection_requests_total",
+                            "Calls to introspection endpoints (RFC 7662), by issuer and result.",
+                            issuer_result, CAP_SMALL);
+    m->introspection_hits =
+        FAM(MG_METRIC_COUNTER, "mcpgate_introspection_cache_hits_total",
+            "Introspection results found in a cache, by store.", store_only, 16);
+    m->introspection_misses =
+        FAM(MG_METRIC_COUNTER, "mcpgate_introspection_cache_misses_total",
+            "Introspection cache lookups that found nothing, by store.", store_only, 16);
+    m->revocation_checks =
+        FAM(MG_METRIC_COUNTER, "mcpgate_revocation_checks_total",
+            "Revocation checks of access tokens against Redis, by result.", result_only, 16);
     build =
         FAM(MG_METRIC_GAUGE, "mcpgate_build_info", "The running build; always 1.", version_only, 1);
     conn = FAM(MG_METRIC_GAUGE, "mcpgate_connections_open", "Open client connections.", NULL, 1);
@@ -97,8 +116,10 @@ mg_metrics_new(const char *version)
         m->upstream_duration == NULL || m->upstream_errors == NULL || m->jwks_fetches == NULL ||
         m->jwks_keys == NULL || m->jwks_age == NULL || m->redis_errors == NULL ||
         m->ratelimit_fallbacks == NULL || m->config_reloads == NULL ||
-        m->connections_refused == NULL || build == NULL || conn == NULL || sse == NULL ||
-        hits == NULL || misses == NULL || last == NULL)
+        m->connections_refused == NULL || m->kid_unknown == NULL || m->kid_refetches == NULL ||
+        m->introspections == NULL || m->introspection_hits == NULL ||
+        m->introspection_misses == NULL || m->revocation_checks == NULL || build == NULL ||
+        conn == NULL || sse == NULL || hits == NULL || misses == NULL || last == NULL)
         goto fail;
     bv[0] = version != NULL ? version : PACKAGE_VERSION;
     mg_metric_set(mg_metric_get(build, bv), 1);
@@ -315,4 +336,61 @@ mg_metrics_config_reload(mg_metrics_t *m, int ok)
         clock_gettime(CLOCK_REALTIME, &ts);
         mg_metric_set(m->config_last_reload, (int64_t)ts.tv_sec);
     }
+}
+
+static void
+issuer_inc(mg_metric_family_t *fam, const char *issuer)
+{
+    const char *v[1];
+
+    v[0] = issuer != NULL ? issuer : "";
+    mg_metric_inc(mg_metric_get(fam, v));
+}
+
+void
+mg_metrics_kid_unknown(mg_metrics_t *m, const char *issuer)
+{
+    if (m != NULL)
+        issuer_inc(m->kid_unknown, issuer);
+}
+
+void
+mg_metrics_kid_refetch(mg_metrics_t *m, const char *issuer)
+{
+    if (m != NULL)
+        issuer_inc(m->kid_refetches, issuer);
+}
+
+void
+mg_metrics_introspection(mg_metrics_t *m, const char *issuer, const char *result)
+{
+    const char *v[2];
+
+    if (m == NULL)
+        return;
+    v[0] = issuer != NULL ? issuer : "";
+    v[1] = code_label(result);
+    mg_metric_inc(mg_metric_get(m->introspections, v));
+}
+
+void
+mg_metrics_introspection_cache(mg_metrics_t *m, const char *store, int hit)
+{
+    const char *v[1];
+
+    if (m == NULL)
+        return;
+    v[0] = code_label(store);
+    mg_metric_inc(mg_metric_get(hit ? m->introspection_hits : m->introspection_misses, v));
+}
+
+void
+mg_metrics_revocation(mg_metrics_t *m, const char *result)
+{
+    const char *v[1];
+
+    if (m == NULL)
+        return;
+    v[0] = code_label(result);
+    mg_metric_inc(mg_metric_get(m->revocation_checks, v));
 }

@@ -776,3 +776,11 @@ fail:
     cmd_detach(cmd, &unused);
     return -1;
 }
+
+long long
+mg_redis_reply_integer(const struct redisReply *reply)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer < 0)
+        return -1;
+    return reply->integer;
+}

@@ -30,6 +30,8 @@ if out=$("$load" "$src/etc/mcpgate.conf" 2>&1); then pass "etc/mcpgate.conf"; el
     fail "etc/mcpgate.conf" "$out"; fi
 
 cd "$src/tests/conf" || exit 99
+# git keeps no modes but the executable bit: the secret-file cases need exactly 0644
+chmod 0644 fail/inc/secret-loose.inc fail/secret-top-mode.conf 2>/dev/null
 for f in ok/*.conf; do
     if out=$("$load" "$f" 2>&1) && [ -z "$out" ]; then pass "$f"; else fail "$f" "$out"; fi
 done

@@ -1,7 +1,8 @@
 // apikey.test.mjs -- defence in depth (issue 10): API keys per route (mcpgate-token apikey, only
 // digests in the config, Bearer or api_key_header, scope rules, never forwarded, audit), CORS on
-// MCP routes and metadata, HSTS on TLS listeners, and the config-check policies (require_tls,
-// owner-only key files).
+// MCP routes and metadata, HSTS on TLS listeners, the config-check policies (plain HTTP off the
+// host only when said out loud, owner-only key files and files holding secrets), and the rate
+// limit on refused-credential audit lines.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -298,30 +299,75 @@ describe('config check: TLS policy and secret files', () => {
     };
     const ROUTE = 'route /mcp { upstream http://127.0.0.1:3001/mcp; }\n';
 
-    test('require_tls refuses a plain listener on a non-loopback address, with FILE:LINE', () => {
-        const p = write(`require_tls on;\nlisten 0.0.0.0:18081;\n${ROUTE}`);
+    test('a plain listener on a non-loopback address is refused by default, with FILE:LINE', () => {
+        const p = write(`listen 0.0.0.0:18081;\n${ROUTE}`);
         const r = check(p);
         assert.notEqual(r.code, 0, r.out);
-        assert.ok(r.out.includes(`${p}:2: require_tls: listen "0.0.0.0:18081" is plain HTTP`), r.out);
-        // loopback, TLS, or an explicit plaintext_ok are fine
-        const ok = check(write(`require_tls on;\nlisten 127.0.0.1:18081;\nlisten [::]:18082 { plaintext_ok; }\n${ROUTE}`));
+        assert.ok(r.out.includes(`${p}:1: listen "0.0.0.0:18081" is plain HTTP on a non-loopback address`), r.out);
+        assert.match(r.out, /"plaintext_ok;" in its block/);
+        const v6 = check(write(`listen [::]:18082;\n${ROUTE}`));
+        assert.notEqual(v6.code, 0, v6.out);
+        // loopback needs nothing
+        const ok = check(write(`listen 127.0.0.1:18081;\nlisten [::1]:18082;\nlisten localhost:18083;\n${ROUTE}`));
+        assert.equal(ok.code, 0, ok.out);
+        assert.doesNotMatch(ok.out, /warning/);
+    });
+
+    test('plaintext_ok allows it, and -t still warns about it', () => {
+        const r = check(write(`listen 0.0.0.0:18081 { plaintext_ok; }\n${ROUTE}`));
+        assert.equal(r.code, 0, r.out);
+        assert.match(r.out, /:1: warning: listen 0\.0\.0\.0:18081 is plain HTTP on a non-loopback address \(plaintext_ok\)/);
+    });
+
+    test('an http:// upstream to a non-loopback host needs upstream_plaintext_ok', () => {
+        const text = `listen 127.0.0.1:18081;\nroute /mcp {\n    upstream http://10.0.0.9:3001/mcp;\n}\n`;
+        const p = write(text);
+        const r = check(p);
+        assert.notEqual(r.code, 0, r.out);
+        assert.ok(r.out.includes(`${p}:2: route "/mcp": upstream "http://10.0.0.9:3001/mcp" is plain HTTP to a non-loopback host`), r.out);
+        const q = check(write(text.replace('/mcp;\n', '/mcp;\n    upstream_plaintext_ok;\n')));
+        assert.equal(q.code, 0, q.out);
+        assert.match(q.out, /warning: route \/mcp: upstream http:\/\/10\.0\.0\.9:3001\/mcp is plain HTTP to a non-loopback host \(upstream_plaintext_ok\)/);
+    });
+
+    test('an issuer fetched over http to a non-loopback host is refused, even with allow_http', () => {
+        const p = write(`listen 127.0.0.1:18081;\nissuer http://as.example.com { allow_http on; }\n${ROUTE}`);
+        const r = check(p);
+        assert.notEqual(r.code, 0, r.out);
+        assert.ok(r.out.includes(`${p}:2: issuer "http://as.example.com": discovery from the issuer URL is plain http to a non-loopback host`), r.out);
+        const ok = check(write(`listen 127.0.0.1:18081;\nissuer http://127.0.0.1:9/realm { allow_http on; }\n${ROUTE}`));
         assert.equal(ok.code, 0, ok.out);
     });
 
-    test('without require_tls a plain non-loopback listener is allowed but loud', () => {
-        const r = check(write(`listen 0.0.0.0:18081;\n${ROUTE}`));
-        assert.equal(r.code, 0, r.out);
-        assert.match(r.out, /:1: warning: listen 0\.0\.0\.0:18081 is plain HTTP on a non-loopback address/);
-        const q = check(write(`listen 0.0.0.0:18081 { plaintext_ok; }\n${ROUTE}`));
-        assert.equal(q.code, 0, q.out);
-        assert.doesNotMatch(q.out, /warning/);
-    });
-
-    test('require_tls refuses discovery or jwks_uri over http to a non-loopback host, even with allow_http', () => {
-        const p = write(`require_tls on;\nlisten 127.0.0.1:18081;\nissuer http://as.example.com { allow_http on; }\n${ROUTE}`);
+    test('an included file holding a secret must be owner-only; ${VAR} values and the opt-out', () => {
+        const sub = fs.mkdtempSync(path.join(cdir, 'inc-'));
+        const inc = path.join(sub, 'up.inc');
+        fs.writeFileSync(inc, 'upstream http://127.0.0.1:3001/mcp;\nupstream_authorization "Bearer s3cret-value";\n', { mode: 0o644 });
+        fs.chmodSync(inc, 0o644);
+        const text = `listen 127.0.0.1:18081;\nroute /mcp {\n    include ${inc};\n}\n`;
+        const p = write(text);
         const r = check(p);
         assert.notEqual(r.code, 0, r.out);
-        assert.ok(r.out.includes(`${p}:3: require_tls: issuer "http://as.example.com"`), r.out);
+        assert.ok(r.out.includes(`${inc}:2: upstream_authorization: ${inc} has mode 0644: a file holding secrets must be readable by its owner only (chmod 600 ${inc})`), r.out);
+        assert.ok(!r.out.includes('s3cret-value'), 'the secret is never printed');
+        // the opt-out of private keys applies: a warning instead
+        const w = check(write(`allow_loose_key_permissions on;\n${text}`));
+        assert.equal(w.code, 0, w.out);
+        assert.match(w.out, /warning: .*up\.inc has mode 0644: a file holding secrets/);
+        // owner-only passes
+        fs.chmodSync(inc, 0o600);
+        assert.equal(check(p).code, 0);
+        // a value from the environment is not in the file
+        fs.writeFileSync(inc, 'upstream http://127.0.0.1:3001/mcp;\nupstream_authorization "Bearer ${PATH}";\n');
+        fs.chmodSync(inc, 0o644);
+        const e = check(p);
+        assert.equal(e.code, 0, e.out);
+        // the top-level file too
+        const top = write(`listen 127.0.0.1:18081;\nroute /mcp {\n    upstream http://127.0.0.1:3001/mcp;\n    upstream_authorization "Bearer s3cret-value";\n}\n`);
+        fs.chmodSync(top, 0o644);
+        const t = check(top);
+        assert.notEqual(t.code, 0, t.out);
+        assert.ok(t.out.includes(`${top}:4: upstream_authorization: ${top} has mode 0644`), t.out);
     });
 
     test('a private key readable by others is refused at -t with FILE:LINE; 0600 passes', () => {
@@ -358,4 +404,46 @@ describe('config check: TLS policy and secret files', () => {
         assert.notEqual(r2.code, 0);
         assert.ok(r2.out.includes(`${q}:2: route "/mcp" has "api_key_header" but no "api_key"`), r2.out);
     });
+});
+
+describe('audit of refused credentials: rate-limited per client address', () => {
+    test('a flood of 100 bad credentials from 127.0.0.1: at most 10 lines a second plus a summary; allowed requests all logged', T(async () => {
+        await new Promise((r) => setTimeout(r, 1100)); // a fresh window for 127.0.0.1
+        const before = auditLines().length;
+        const t0 = Date.now();
+        const bad = (i) => post({ ...bearer(i % 2 ? 'A'.repeat(43) : `eyJhbGciOiJFUzI1NiJ9.e30.bad${i}`), 'X-Request-Id': `flood-${i}` });
+        for (let i = 0; i < 100; i += 10) {
+            const batch = [];
+            for (let j = i; j < i + 10; j++) batch.push(rawRequest(port, bad(j)));
+            for (const r of await Promise.all(batch)) assert.equal(r.status, 401);
+            if (i === 50) await allowed(post({ ...bearer(svc.key), 'X-Request-Id': 'flood-good-1' }));
+        }
+        const seconds = Math.ceil((Date.now() - t0) / 1000) + 1;
+        // the window ends; the next allowed line brings the summary out
+        await new Promise((r) => setTimeout(r, 1100));
+        await allowed(post({ ...bearer(svc.key), 'X-Request-Id': 'flood-good-2' }));
+        await waitAudit((l) => l.request_id === 'flood-good-2');
+        const lines = auditLines().slice(before);
+        const refusedLines = lines.filter((l) => /^flood-\d+$/.test(l.request_id || ''));
+        const summaries = lines.filter((l) => l.reason === 'refused_credentials_suppressed');
+        assert.ok(refusedLines.length >= 10, `at least one window's worth: ${refusedLines.length}`);
+        assert.ok(refusedLines.length <= 10 * seconds, `${refusedLines.length} refused lines in ${seconds} windows`);
+        for (const l of refusedLines) {
+            assert.equal(l.decision, 'deny');
+            assert.equal(l.client, '127.0.0.1');
+            assert.notEqual(l.reason, 'ok');
+        }
+        assert.ok(summaries.length >= 1, 'a suppression summary');
+        for (const s of summaries) {
+            assert.equal(s.client, '127.0.0.1');
+            assert.equal(s.decision, 'deny');
+            assert.ok(Number.isInteger(s.suppressed) && s.suppressed > 0);
+        }
+        const held = summaries.reduce((a, s) => a + s.suppressed, 0);
+        assert.equal(refusedLines.length + held, 100, 'every refused request is a line or counted in a summary');
+        // allowed requests are never dropped
+        assert.ok(lines.some((l) => l.request_id === 'flood-good-1' && l.decision === 'allow'));
+        assert.ok(lines.some((l) => l.request_id === 'flood-good-2' && l.decision === 'allow'));
+        assert.match(gw.stderrBuf, /refused-credential lines from 127\.0\.0\.1 suppressed/);
+    }));
 });

@@ -109,7 +109,11 @@ describe('discovery from a real authorization server (oidc-provider)', () => {
 
     test('keys found from the issuer URL alone; a client_credentials token is accepted', T(async () => {
         await waitReady(admin);
-        assert.match(gw.stderr, /issuer http:\/\/127\.0\.0\.1:\d+: \d+ keys? from http:\/\/127\.0\.0\.1:\d+\/jwks/);
+        // the log line is written as the keys are installed; its bytes may reach this
+        // process a moment after /readyz answers: wait for it (bounded)
+        const keysLine = /issuer http:\/\/127\.0\.0\.1:\d+: \d+ keys? from http:\/\/127\.0\.0\.1:\d+\/jwks/;
+        for (let i = 0; i < 60 && !keysLine.test(gw.stderr); i++) await sleep(50);
+        assert.match(gw.stderr, keysLine);
         const t = await as.token({ resource });
         assert.equal(t.status, 200, JSON.stringify(t.json));
         const r = await call(port, t.json.access_token);
@@ -133,6 +137,16 @@ describe('discovery from a real authorization server (oidc-provider)', () => {
         assert.equal(await as.jwksFetches(), before, 'a reload must not refetch the key set');
     }));
 });
+
+/* mcpgate_jwks_unknown_kid_total and mcpgate_jwks_kid_refetches_total of <iss>. */
+async function kidCounters(admin, iss) {
+    const text = (await rawRequest(admin, req('GET', '/metrics'))).text;
+    const get = (name) => {
+        const line = text.split('\n').find((l) => l.startsWith(`${name}{issuer="${iss}"} `));
+        return line ? Number(line.split(' ').pop()) : 0;
+    };
+    return { unknown: get('mcpgate_jwks_unknown_kid_total'), refetches: get('mcpgate_jwks_kid_refetches_total') };
+}
 
 describe('rotation, unknown kids and outages (a JWKS server that counts fetches)', () => {
     const ISS = 'https://rotating.test.invalid';
@@ -196,6 +210,7 @@ describe('rotation, unknown kids and outages (a JWKS server that counts fetches)
         for (let i = 0; i < 50; i++)
             toks.push(mint({ ...kB, kid: `rnd-${crypto.randomBytes(6).toString('hex')}` }, { iss: ISS, aud: resource }));
         const f0 = js.fetches;
+        const m0 = await kidCounters(admin, ISS);
         const t0 = Date.now();
         const res = await Promise.all(toks.map((t) => call(port, t)));
         for (const r of res) assert.ok([503, 401].includes(r.status), `status ${r.status}`);
@@ -210,6 +225,12 @@ describe('rotation, unknown kids and outages (a JWKS server that counts fetches)
         assert.ok(fetched >= 1, 'the unknown kids caused no refetch at all');
         assert.ok(fetched <= Math.ceil(elapsed / COOLDOWN) + 1,
             `${fetched} fetches in ${elapsed.toFixed(1)} s with a ${COOLDOWN} s cooldown`);
+        // the same in /metrics: every lookup counted, the refetches bounded like the fetches
+        const m1 = await kidCounters(admin, ISS);
+        const el = (Date.now() - t0) / 1000;
+        assert.ok(m1.unknown - m0.unknown >= 250, `unknown-kid lookups ${m1.unknown - m0.unknown}`);
+        assert.ok(m1.refetches - m0.refetches >= 1 && m1.refetches - m0.refetches <= Math.ceil(el / COOLDOWN) + 1,
+            `${m1.refetches - m0.refetches} kid refetches in ${el.toFixed(1)} s`);
         // each made-up kid ends as 401 (its absence is remembered for one cooldown, after
         // which the next lookup may wait for one more refetch: 503 in between)
         for (const t of toks.slice(0, 5)) {

@@ -1,6 +1,7 @@
 // observability.test.mjs -- what an operator sees: /metrics in Prometheus text whose counters
 // move with allowed and refused requests, the JSON audit log (fields, no token anywhere, reopened
-// on SIGUSR1), and request ids that cross the gateway.
+// on SIGUSR1, a rate-limited call), request ids that cross the gateway, and the client address
+// (trusted_proxy: X-Forwarded-For/Forwarded believed from a trusted peer only).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import { freePorts } from './lib/ports.mjs';
 import { keygen, writeJwks, mint } from './lib/tokens.mjs';
 
 const ISS = 'https://issuer.obs.invalid';
-let gw, up, port, admin, dir, resource, key, auditFile;
+let gw, up, port, admin, dir, resource, rlResource, key, auditFile, goodConf;
 const T = (fn) => showLogsOnFailure(() => gw, fn);
 
 before(async () => {
@@ -21,6 +22,7 @@ before(async () => {
     [port, admin] = await freePorts(2);
     dir = makeTempDir('mcpgate-obs-');
     resource = `http://127.0.0.1:${port}/mcp`;
+    rlResource = `http://127.0.0.1:${port}/rl`;
     key = keygen(dir, 'ES256', 'obs-1');
     const jwks = writeJwks(path.join(dir, 'jwks.json'), [key]);
     auditFile = path.join(dir, 'audit.log');
@@ -32,9 +34,12 @@ before(async () => {
             routes: [['/open', up.url('/open')]],
             extra: `access_log ${auditFile};
 issuer ${ISS} { jwks_file ${jwks}; }
-route /mcp { upstream ${up.url('/mcp')}; resource ${resource}; issuer ${ISS}; }`,
+route /mcp { upstream ${up.url('/mcp')}; resource ${resource}; issuer ${ISS}; }
+route /rl { upstream ${up.url('/rl')}; resource ${rlResource}; issuer ${ISS}; rate_limit subject 1/minute; }
+route /addr { upstream ${up.url('/addr')}; rate_limit subject 1/minute; }`,
         }),
     });
+    goodConf = fs.readFileSync(gw.confPath, 'utf8');
 });
 
 after(async () => {
@@ -179,6 +184,84 @@ describe('audit log', () => {
         await waitAudit((l) => l.request_id === 'after-rotate');
         assert.ok(!fs.readFileSync(rotated, 'utf8').includes('after-rotate'));
         assert.ok(fs.readFileSync(rotated, 'utf8').includes('before-rotate'));
+    }));
+});
+
+describe('audit log: rate limits', () => {
+    test('a rate-limited call is audited: deny, rate_limited, 429, with iss and sub', T(async () => {
+        const sub = `rl-${process.pid}`;
+        const tok = mint(key, { iss: ISS, aud: rlResource, sub, clientId: 'client-rl' });
+        const call = (rid) => rawRequest(port, req('POST', '/rl', {
+            'Content-Type': 'application/json', Authorization: `Bearer ${tok}`, 'X-Request-Id': rid }, rpc));
+        assert.equal((await call('rl-first')).status, 200);
+        assert.equal((await call('rl-second')).status, 429);
+        const a = await waitAudit((l) => l.request_id === 'rl-first');
+        assert.equal(a.decision, 'allow');
+        assert.equal(a.status, 200);
+        const d = await waitAudit((l) => l.request_id === 'rl-second');
+        assert.equal(d.decision, 'deny');
+        assert.equal(d.reason, 'rate_limited');
+        assert.equal(d.status, 429);
+        assert.equal(d.route, '/rl');
+        assert.equal(d.iss, ISS);
+        assert.equal(d.sub, sub);
+        assert.equal(d.client_id, 'client-rl');
+        assert.equal(d.rpc_method, 'tools/list');
+        assert.equal(d.upstream_ms, null, 'a rate-limited call never reaches the upstream');
+    }));
+});
+
+describe('client address (trusted_proxy)', () => {
+    const open = (rid, headers = {}) => rawRequest(port, req('GET', '/open', { 'X-Request-Id': rid, ...headers }));
+
+    test('from a peer that is not a trusted_proxy, X-Forwarded-For and Forwarded are ignored', T(async () => {
+        const mark = up.mark();
+        const r = await open('xff-untrusted', { 'X-Forwarded-For': '203.0.113.9', Forwarded: 'for=198.51.100.4' });
+        assert.equal(r.status, 200);
+        const a = await waitAudit((l) => l.request_id === 'xff-untrusted');
+        assert.equal(a.client, '127.0.0.1', 'a forged X-Forwarded-For is not believed');
+        const seen = up.since(mark)[0].headers;
+        assert.equal(seen['x-forwarded-for'], '127.0.0.1', 'the forged chain is replaced, not passed on');
+        assert.equal(seen.forwarded, undefined);
+    }));
+
+    test('from a trusted_proxy, the last untrusted address of X-Forwarded-For (or Forwarded) is the client', T(async () => {
+        await gw.reload(goodConf + '\ntrusted_proxy 127.0.0.1 10.0.0.0/8;\n', { waitRe: /configuration reloaded/ });
+        try {
+            // A worker takes the new configuration with its next request: retry until it shows.
+            let a, mark, n = 0;
+            for (const end = Date.now() + 5000; ; ) {
+                mark = up.mark();
+                const rid = `xff-trusted-${++n}`;
+                assert.equal((await open(rid, { 'X-Forwarded-For': '192.0.2.1, 203.0.113.9, 10.1.2.3' })).status, 200);
+                a = await waitAudit((l) => l.request_id === rid);
+                if (a.client !== '127.0.0.1' || Date.now() > end) break;
+                await new Promise((r) => setTimeout(r, 100));
+            }
+            // 10.1.2.3 is a trusted hop; 192.0.2.1 is what 203.0.113.9 claims, not believed.
+            assert.equal(a.client, '203.0.113.9');
+            const seen = up.since(mark)[0].headers;
+            assert.equal(seen['x-forwarded-for'], '203.0.113.9', 'the upstream gets the resolved client only');
+            assert.equal(seen.forwarded, undefined);
+            // Forwarded (RFC 7239) when there is no X-Forwarded-For; both workers agree.
+            for (let i = 0; i < 4; i++) {
+                const rid = `fwd-trusted-${i}`;
+                await open(rid, { Forwarded: 'for="[2001:db8::7]:4711";proto=https, for=10.0.0.2' });
+                assert.equal((await waitAudit((l) => l.request_id === rid)).client, '2001:db8::7');
+            }
+            // A node that is not an address ends the walk at the hop that reported it.
+            await open('xff-garbage', { 'X-Forwarded-For': '203.0.113.9, not-an-ip' });
+            assert.equal((await waitAudit((l) => l.request_id === 'xff-garbage')).client, '127.0.0.1');
+            // No header: the peer.
+            await open('xff-none');
+            assert.equal((await waitAudit((l) => l.request_id === 'xff-none')).client, '127.0.0.1');
+            // The address-keyed limits of a route without an issuer count each resolved client.
+            const addr = (ip) => rawRequest(port, req('GET', '/addr', { 'X-Forwarded-For': ip })).then((r) => r.status);
+            assert.deepEqual([await addr('203.0.113.50'), await addr('203.0.113.50'), await addr('203.0.113.51')],
+                [200, 429, 200]);
+        } finally {
+            await gw.reload(goodConf, { waitRe: /configuration reloaded/ });
+        }
     }));
 });
 

@@ -390,6 +390,88 @@ test_sinks(void)
     mg_audit_free(NULL);
 }
 
+/* Issue 10: refused-credential lines at most MG_AUDIT_REFUSED_PER_SEC per address and
+ * second, one summary line for the rest, allowed lines never dropped. */
+static void
+test_refused_limit(void)
+{
+    char path[600], err[256] = "";
+    mg_audit_t *a;
+    mg_audit_record_t r = sample();
+    struct timespec t0, t;
+    char *text;
+    size_t len;
+    long written = 0, refused_a = 0, refused_b = 0, allowed = 0, summaries = 0;
+    long long held = 0;
+
+    snprintf(path, sizeof(path), "%s/refused.log", tmpdir);
+    unlink(path);
+    a = mg_audit_new(path, err, sizeof(err));
+    MG_CHECK(a != NULL);
+    if (a == NULL)
+        return;
+    /* start right after a second boundary: the flood fits one window */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while (t.tv_sec == t0.tv_sec);
+    r.decision = MG_AUDIT_DENY;
+    r.reason = "invalid_token";
+    r.status = 401;
+    r.client = "192.0.2.7";
+    for (int i = 0; i < 100; i++)
+        written += mg_audit_write_refused(a, &r, NULL);
+    r.client = "198.51.100.9";
+    for (int i = 0; i < 5; i++)
+        written += mg_audit_write_refused(a, &r, "198.51.100.9");
+    MG_CHECK_INT(written, MG_AUDIT_REFUSED_PER_SEC + 5);
+    MG_CHECK_INT((long)mg_audit_suppressed(a), 100 - MG_AUDIT_REFUSED_PER_SEC);
+    r.decision = MG_AUDIT_ALLOW;
+    r.reason = "ok";
+    r.status = 200;
+    mg_audit_write(a, &r); /* same second: no summary yet */
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (t0.tv_sec == t.tv_sec);
+    mg_audit_write(a, &r); /* the window is over: the summary comes first */
+    mg_audit_free(a);
+    text = read_file(path, &len);
+    MG_CHECK(text != NULL);
+    for (const char *p = text; text != NULL && p < text + len;) {
+        const char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        json_error_t e;
+        json_t *j;
+        if (nl == NULL)
+            break;
+        j = json_loadb(p, (size_t)(nl - p), 0, &e);
+        MG_CHECK(j != NULL);
+        if (j != NULL) {
+            const char *reason = json_string_value(json_object_get(j, "reason"));
+            const char *client = json_string_value(json_object_get(j, "client"));
+            if (reason != NULL && strcmp(reason, "refused_credentials_suppressed") == 0) {
+                summaries++;
+                held += json_integer_value(json_object_get(j, "suppressed"));
+                MG_CHECK(client != NULL && strcmp(client, "192.0.2.7") == 0);
+            } else if (reason != NULL && strcmp(reason, "ok") == 0) {
+                allowed++;
+            } else if (client != NULL && strcmp(client, "192.0.2.7") == 0) {
+                refused_a++;
+            } else {
+                refused_b++;
+            }
+            json_decref(j);
+        }
+        p = nl + 1;
+    }
+    MG_CHECK_INT(refused_a, MG_AUDIT_REFUSED_PER_SEC);
+    MG_CHECK_INT(refused_b, 5);
+    MG_CHECK_INT(allowed, 2);
+    MG_CHECK_INT(summaries, 1);
+    MG_CHECK_INT((long)held, 100 - MG_AUDIT_REFUSED_PER_SEC);
+    free(text);
+    unlink(path);
+}
+
 int
 main(void)
 {
@@ -404,6 +486,7 @@ main(void)
     MG_RUN(test_concurrent_writers);
     MG_RUN(test_reopen_after_rename);
     MG_RUN(test_sinks);
+    MG_RUN(test_refused_limit);
     char path[600];
     snprintf(path, sizeof(path), "%s/concurrent.log", tmpdir);
     unlink(path);

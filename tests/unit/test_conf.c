@@ -171,9 +171,10 @@ static void
 test_listen(void)
 {
     mg_conf_errors_t errs = {0};
-    mg_conf_t *c = load("listen *:80;\nlisten localhost:81;\nlisten [::1]:8443;\n"
-                        "listen [::]:82;\nlisten 10.1.2.3:65535;\nadmin_listen 127.0.0.1:9090;\n"
-                        "route / { upstream http://x; }\n",
+    mg_conf_t *c = load("listen *:80 { plaintext_ok; }\nlisten localhost:81;\nlisten [::1]:8443;\n"
+                        "listen [::]:82 { plaintext_ok; }\nlisten 10.1.2.3:65535 { plaintext_ok; }\n"
+                        "admin_listen 127.0.0.1:9090;\n"
+                        "route / { upstream http://x; upstream_plaintext_ok; }\n",
                         &errs);
     const struct sockaddr_in *a4;
     const struct sockaddr_in6 *a6;
@@ -237,7 +238,8 @@ test_upstream(void)
         char text[256];
         mg_conf_errors_t errs = {0};
         mg_conf_t *c;
-        snprintf(text, sizeof(text), "listen 127.0.0.1:1;\nroute /r/ { upstream %s; }\n",
+        snprintf(text, sizeof(text),
+                 "listen 127.0.0.1:1;\nroute /r/ { upstream %s; upstream_plaintext_ok; }\n",
                  cases[i].url);
         c = load(text, &errs);
         MG_CHECK(c != NULL);
@@ -257,16 +259,16 @@ test_upstream(void)
         MG_CHECK_STR(r->upstream_path, cases[i].path);
         mg_conf_free(c);
     }
-    MG_CHECK(fails_with("listen 127.0.0.1:1;\nroute / { upstream http://h:99999; }\n",
+    MG_CHECK(fails_with("listen 127.0.0.1:1;\nroute / { upstream http://h:99999; upstream_plaintext_ok; }\n",
                         "t.conf:2: invalid upstream URL \"http://h:99999\": port must be "
                         "1..65535"));
     MG_CHECK(fails_with("listen 127.0.0.1:1;\nroute / { upstream http://[::1]x/; }\n",
                         "t.conf:2: invalid upstream URL \"http://[::1]x/\": unexpected text "
                         "after \"]\""));
-    MG_CHECK(fails_with("listen 127.0.0.1:1;\nroute / { upstream http://-h/; }\n",
+    MG_CHECK(fails_with("listen 127.0.0.1:1;\nroute / { upstream http://-h/; upstream_plaintext_ok; }\n",
                         "t.conf:2: invalid upstream URL \"http://-h/\": invalid host (an IPv6 "
                         "address must be in brackets)"));
-    MG_CHECK(fails_with("listen 127.0.0.1:1;\nroute / { upstream http://h//x; }\n",
+    MG_CHECK(fails_with("listen 127.0.0.1:1;\nroute / { upstream http://h//x; upstream_plaintext_ok; }\n",
                         "t.conf:2: invalid upstream URL \"http://h//x\": must not contain "
                         "\"//\""));
 }
@@ -275,9 +277,9 @@ static void
 test_route_paths(void)
 {
     mg_conf_errors_t errs = {0};
-    mg_conf_t *c = load("listen 127.0.0.1:1;\nroute /a/b/ { upstream http://x; }\n"
-                        "route /.well-known { upstream http://x; }\n"
-                        "route /a..b/...c { upstream http://x; }\n",
+    mg_conf_t *c = load("listen 127.0.0.1:1;\nroute /a/b/ { upstream http://x; upstream_plaintext_ok; }\n"
+                        "route /.well-known { upstream http://x; upstream_plaintext_ok; }\n"
+                        "route /a..b/...c { upstream http://x; upstream_plaintext_ok; }\n",
                         &errs);
 
     MG_CHECK(c != NULL);
@@ -288,18 +290,18 @@ test_route_paths(void)
     }
     mg_conf_free(c);
     mg_conf_errors_clear(&errs);
-    MG_CHECK(fails_with(BASE "route /a/.. { upstream http://x; }\n",
+    MG_CHECK(fails_with(BASE "route /a/.. { upstream http://x; upstream_plaintext_ok; }\n",
                         "t.conf:3: invalid route path \"/a/..\": must not contain \".\" or "
                         "\"..\" segments"));
-    MG_CHECK(fails_with(BASE "route \"\" { upstream http://x; }\n",
+    MG_CHECK(fails_with(BASE "route \"\" { upstream http://x; upstream_plaintext_ok; }\n",
                         "t.conf:3: invalid route path \"\": must start with \"/\""));
-    MG_CHECK(fails_with(BASE "route \"/a b\" { upstream http://x; }\n",
+    MG_CHECK(fails_with(BASE "route \"/a b\" { upstream http://x; upstream_plaintext_ok; }\n",
                         "t.conf:3: invalid route path \"/a b\": must not contain spaces, "
                         "control or non-ASCII characters"));
-    MG_CHECK(fails_with(BASE "route //a { upstream http://x; }\n",
+    MG_CHECK(fails_with(BASE "route //a { upstream http://x; upstream_plaintext_ok; }\n",
                         "t.conf:3: invalid route path \"//a\": must not contain \"//\""));
     /* "/" and "" (after stripping) */
-    MG_CHECK(fails_with(BASE "route / { upstream http://y; }\n",
+    MG_CHECK(fails_with(BASE "route / { upstream http://y; upstream_plaintext_ok; }\n",
                         "t.conf:3: duplicate route \"/\" (first defined at t.conf:2)"));
 }
 
@@ -308,9 +310,9 @@ test_route_match(void)
 {
     mg_conf_errors_t errs = {0};
     mg_conf_t *c = load("listen 127.0.0.1:1;\n"
-                        "route /mcp { upstream http://a; }\n"
-                        "route /mcp/admin { upstream http://b; }\n"
-                        "route /other/ { upstream http://c; }\n",
+                        "route /mcp { upstream http://a; upstream_plaintext_ok; }\n"
+                        "route /mcp/admin { upstream http://b; upstream_plaintext_ok; }\n"
+                        "route /other/ { upstream http://c; upstream_plaintext_ok; }\n",
                         &errs);
     const mg_conf_route_t *r;
 
@@ -342,8 +344,8 @@ test_route_match(void)
     MG_CHECK(mg_conf_route_match(NULL, "/mcp", 4) == NULL);
     mg_conf_free(c);
 
-    c = load("listen 127.0.0.1:1;\nroute / { upstream http://root; }\n"
-             "route /a { upstream http://a; }\n",
+    c = load("listen 127.0.0.1:1;\nroute / { upstream http://root; upstream_plaintext_ok; }\n"
+             "route /a { upstream http://a; upstream_plaintext_ok; }\n",
              &errs);
     MG_CHECK(c != NULL);
     if (c != NULL) {
@@ -366,10 +368,10 @@ test_quoting(void)
 {
     mg_conf_errors_t errs = {0};
     const char *text = "listen \"127.0.0.1:8080\"; # comment\n"
-                       "route \"/q\\\"x\\\\y\" {upstream http://x;}\n"
-                       "route \"/d\\$\" { upstream http://x; }\n"
+                       "route \"/q\\\"x\\\\y\" {upstream http://x; upstream_plaintext_ok;}\n"
+                       "route \"/d\\$\" { upstream http://x; upstream_plaintext_ok; }\n"
                        "log_level\t\"debug\"#c\n;\r\n"
-                       "route /h#x { upstream http://x; } # '#' inside a word is literal\n";
+                       "route /h#x { upstream http://x; upstream_plaintext_ok; } # '#' inside a word is literal\n";
     mg_conf_t *c = load(text, &errs);
 
     /* /h#x is rejected by the path rules, which proves '#' stayed in the word */
@@ -379,8 +381,8 @@ test_quoting(void)
     mg_conf_errors_clear(&errs);
 
     c = load("listen \"127.0.0.1:8080\"; # comment\n"
-             "route \"/q\\\"x\\\\y\" {upstream http://x;}\n"
-             "route \"/d\\$\" { upstream http://x; }\n"
+             "route \"/q\\\"x\\\\y\" {upstream http://x; upstream_plaintext_ok;}\n"
+             "route \"/d\\$\" { upstream http://x; upstream_plaintext_ok; }\n"
              "log_level\t\"debug\"#c\n;\r\n",
              &errs);
     MG_CHECK(c != NULL);
@@ -428,7 +430,7 @@ test_env(void)
              "listen 127.0.0.3:${MG_T_UNSET:-7};\n"
              "listen 127.0.0.4:${MG_T_EMPTY:-8}${MG_T_EMPTY};\n"
              "client_timeout ${MG_T_UNSET:-1m};\n"
-             "route /${MG_T_UNSET:-x} { upstream http://h:${MG_T_PORT}/p; }\n",
+             "route /${MG_T_UNSET:-x} { upstream http://h:${MG_T_PORT}/p; upstream_plaintext_ok; }\n",
              &errs);
     MG_CHECK(c != NULL);
     if (c != NULL) {
@@ -444,7 +446,7 @@ test_env(void)
     MG_CHECK_INT(errs.n, 0);
     mg_conf_errors_clear(&errs);
     /* a value is not re-tokenized: spaces and ";" stay inside the word */
-    MG_CHECK(fails_with(BASE "route ${MG_T_SPACE} { upstream http://x; }\n",
+    MG_CHECK(fails_with(BASE "route ${MG_T_SPACE} { upstream http://x; upstream_plaintext_ok; }\n",
                         "t.conf:3: invalid route path \"/a b\": must not contain spaces, "
                         "control or non-ASCII characters"));
     MG_CHECK(fails_with(BASE "log_level ${MG_T_SEMI};\n",
@@ -580,7 +582,7 @@ test_include(void)
                "listen 127.0.0.1:8080;\ninclude sub/routes.inc;\nroute /b {\n"
                "    include sub/up.inc;\n}\n");
     write_file(dir, "sub/routes.inc",
-               "# routes\nroute /a { upstream http://a; }\n"
+               "# routes\nroute /a { upstream http://a; upstream_plaintext_ok; }\n"
                "listen 127.0.0.1:8443 {\n"
                "    tls_certificate cert.pem;\n"
                "    tls_certificate_key cert.pem;\n}\n");
@@ -685,7 +687,7 @@ test_errors(void)
     mg_conf_t *c;
 
     /* every error is collected, in file order, and errors are appended */
-    c = load("lisen 1;\nworkers 1 2;\nroute / { upstream http://x; workers 2; }\n"
+    c = load("lisen 1;\nworkers 1 2;\nroute / { upstream http://x; upstream_plaintext_ok; workers 2; }\n"
              "client_timeout 5x;\nlisten 127.0.0.1:1;\nupstream http://x;\n"
              "listen 127.0.0.1:1;\nroute /a;\n}\n",
              &errs);
@@ -810,6 +812,98 @@ test_issuers(void)
     rmdir(dir);
 }
 
+/* Issue 10: a file holding a literal secret (redis password, introspection_client_secret,
+ * upstream_authorization) is owner-only like a private key; ${VAR} values do not count;
+ * allow_loose_key_permissions turns the refusal into a warning. */
+static void
+test_secret_files(void)
+{
+    char dir[] = "/tmp/mgconf-secret-XXXXXX", path[512], inc[512], msg[2048];
+    mg_conf_errors_t errs = {0};
+    mg_conf_t *c;
+
+    if (mkdtemp(dir) == NULL) {
+        MG_CHECK(!"mkdtemp");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/main.conf", dir);
+    snprintf(inc, sizeof(inc), "%s/redis.inc", dir);
+    write_file(dir, "main.conf", BASE "include redis.inc;\n");
+    write_file(dir, "redis.inc", "redis 127.0.0.1:6379 {\n    password hunter2;\n}\n");
+    chmod(path, 0644);
+    chmod(inc, 0640);
+    c = mg_conf_load(path, &errs);
+    MG_CHECK(c == NULL);
+    snprintf(msg, sizeof(msg),
+             "%s:2: password: %s has mode 0640: a file holding secrets must be readable by its "
+             "owner only (chmod 600 %s) (or take the value from the environment with ${VAR}, or "
+             "\"allow_loose_key_permissions on;\" to only warn)",
+             inc, inc, inc);
+    MG_CHECK(has_error(&errs, msg));
+    MG_CHECK(strstr(errs.n > 0 ? errs.msgs[0] : "", "hunter2") == NULL); /* never the value */
+    mg_conf_free(c);
+    mg_conf_errors_clear(&errs);
+
+    chmod(inc, 0600); /* the top file holds no secret: 0644 is fine for it */
+    c = mg_conf_load(path, &errs);
+    MG_CHECK(c != NULL);
+    MG_CHECK_INT(errs.n, 0);
+    mg_conf_free(c);
+    mg_conf_errors_clear(&errs);
+
+    /* from the environment: the file does not hold the secret */
+    setenv("MG_T_REDIS_PW", "hunter2", 1);
+    write_file(dir, "redis.inc", "redis 127.0.0.1:6379 {\n    password ${MG_T_REDIS_PW};\n}\n");
+    chmod(inc, 0644);
+    c = mg_conf_load(path, &errs);
+    MG_CHECK(c != NULL);
+    MG_CHECK_INT(errs.n, 0);
+    mg_conf_free(c);
+    mg_conf_errors_clear(&errs);
+    /* a default written in the file is in the file */
+    write_file(dir, "redis.inc",
+               "redis 127.0.0.1:6379 {\n    password ${MG_T_NO_SUCH_PW:-hunter2};\n}\n");
+    chmod(inc, 0644);
+    c = mg_conf_load(path, &errs);
+    MG_CHECK(c == NULL);
+    mg_conf_free(c);
+    mg_conf_errors_clear(&errs);
+
+    /* the top file itself, and the opt-out that only warns */
+    write_file(dir, "main.conf",
+               BASE "allow_loose_key_permissions on;\nroute /u {\n"
+                    "    upstream http://127.0.0.1:3001;\n"
+                    "    upstream_authorization \"Bearer s3cret\";\n}\n");
+    chmod(path, 0644);
+    c = mg_conf_load(path, &errs);
+    MG_CHECK(c != NULL);
+    if (c != NULL) {
+        mg_conf_errors_t w = {0};
+        mg_conf_warnings(c, &w);
+        snprintf(msg, sizeof(msg),
+                 "%s:6: warning: %s has mode 0644: a file holding secrets must be readable by "
+                 "its owner only (chmod 600 %s) (allowed by allow_loose_key_permissions)",
+                 path, path, path);
+        MG_CHECK(has_error(&w, msg));
+        mg_conf_errors_clear(&w);
+    }
+    mg_conf_free(c);
+    mg_conf_errors_clear(&errs);
+    /* and without the opt-out, refused */
+    write_file(dir, "main.conf",
+               BASE "route /u {\n    upstream http://127.0.0.1:3001;\n"
+                    "    upstream_authorization \"Bearer s3cret\";\n}\n");
+    chmod(path, 0644);
+    c = mg_conf_load(path, &errs);
+    MG_CHECK(c == NULL);
+    mg_conf_free(c);
+    mg_conf_errors_clear(&errs);
+    unsetenv("MG_T_REDIS_PW");
+    unlink(inc);
+    unlink(path);
+    rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -827,5 +921,6 @@ main(void)
     MG_RUN(test_security_helpers);
     MG_RUN(test_include);
     MG_RUN(test_errors);
+    MG_RUN(test_secret_files);
     return mg_test_done();
 }

@@ -594,6 +594,66 @@ test_trusted_proxy(void)
     MG_CHECK(!mg_mcp_trusted_proxy(conf, (struct sockaddr *)&a6));
 }
 
+static const char *
+fwd(const char *name, const char *value, const char *name2, const char *value2)
+{
+    static char out[INET6_ADDRSTRLEN];
+    mg_http_header_t h[2] = {
+        {name, strlen(name), value, strlen(value)},
+        {name2 ? name2 : "X-Other", name2 ? strlen(name2) : 7, value2 ? value2 : "",
+         value2 ? strlen(value2) : 0},
+    };
+    if (!mg_mcp_forwarded_client(conf, h, 2, out, sizeof(out)))
+        return "(none)";
+    return out;
+}
+
+static void
+test_forwarded_client(void)
+{
+    const char *x = "X-Forwarded-For";
+    /* The last untrusted address, walking from the right past trusted hops. */
+    MG_CHECK_STR(fwd(x, "203.0.113.9", NULL, NULL), "203.0.113.9");
+    MG_CHECK_STR(fwd(x, "1.1.1.1, 203.0.113.9, 10.0.0.2", NULL, NULL), "203.0.113.9");
+    MG_CHECK_STR(fwd("x-forwarded-for", "1.1.1.1,203.0.113.9 ,10.0.0.2,::1", NULL, NULL),
+                 "203.0.113.9");
+    /* all trusted: the leftmost */
+    MG_CHECK_STR(fwd(x, "10.0.0.3, 10.0.0.2", NULL, NULL), "10.0.0.3");
+    /* two lines are one list, in order */
+    MG_CHECK_STR(fwd(x, "198.51.100.1", x, "10.0.0.2"), "198.51.100.1");
+    MG_CHECK_STR(fwd(x, "10.0.0.2", x, "198.51.100.1"), "198.51.100.1");
+    /* ports, brackets, IPv6, mapped IPv4 */
+    MG_CHECK_STR(fwd(x, "203.0.113.9:4711", NULL, NULL), "203.0.113.9");
+    MG_CHECK_STR(fwd(x, "[2001:db8::7]:4711", NULL, NULL), "2001:db8::7");
+    MG_CHECK_STR(fwd(x, "2001:db8::7", NULL, NULL), "2001:db8::7");
+    MG_CHECK_STR(fwd(x, "::ffff:203.0.113.9", NULL, NULL), "203.0.113.9");
+    /* garbage ends the walk at the last hop understood, or names nobody */
+    MG_CHECK_STR(fwd(x, "203.0.113.9, evil.example, 10.0.0.2", NULL, NULL), "10.0.0.2");
+    MG_CHECK_STR(fwd(x, "unknown", NULL, NULL), "(none)");
+    MG_CHECK_STR(fwd(x, "", NULL, NULL), "(none)");
+    MG_CHECK_STR(fwd(x, "1.2.3.4:", NULL, NULL), "(none)");
+    MG_CHECK_STR(fwd(x, "[::1", NULL, NULL), "(none)");
+    MG_CHECK_STR(fwd(x, "1.2.3.4.5", NULL, NULL), "(none)");
+    /* Forwarded (RFC 7239), used only without X-Forwarded-For */
+    MG_CHECK_STR(fwd("Forwarded", "for=192.0.2.60;proto=http;by=203.0.113.43", NULL, NULL),
+                 "192.0.2.60");
+    MG_CHECK_STR(fwd("Forwarded", "for=192.0.2.43, for=\"[2001:db8:cafe::17]:4711\"", NULL, NULL),
+                 "2001:db8:cafe::17");
+    MG_CHECK_STR(fwd("Forwarded", "For=\"192.0.2.43\";by=x, for=10.0.0.2", NULL, NULL),
+                 "192.0.2.43");
+    MG_CHECK_STR(fwd("Forwarded", "proto=https;by=\"a,b\"", NULL, NULL), "(none)");
+    MG_CHECK_STR(fwd("Forwarded", "for=_hidden, for=10.0.0.9", NULL, NULL), "10.0.0.9");
+    MG_CHECK_STR(fwd("Forwarded", "for=192.0.2.60", x, "198.51.100.1"), "198.51.100.1");
+    MG_CHECK_STR(fwd(x, "198.51.100.1", "Forwarded", "for=192.0.2.60"), "198.51.100.1");
+    /* only the last 32 nodes are walked */
+    {
+        char many[1024] = "198.51.100.1";
+        for (int i = 0; i < 40; i++)
+            strcat(many, ", 10.0.0.1");
+        MG_CHECK_STR(fwd(x, many, NULL, NULL), "10.0.0.1");
+    }
+}
+
 /* --- JSON-RPC --------------------------------------------------------------------- */
 
 static void
@@ -1417,6 +1477,7 @@ main(void)
     MG_RUN(test_origin_host);
     MG_RUN(test_api_keys);
     MG_RUN(test_trusted_proxy);
+    MG_RUN(test_forwarded_client);
     MG_RUN(test_versions);
     MG_RUN(test_rpc_parse);
     MG_RUN(test_header_decode);

@@ -62,7 +62,9 @@ export class Gateway {
         this.stdoutBuf = '';
         this.stopped = null;
         this.drainMs = opts.drainMs ?? 5000;
-        fs.writeFileSync(this.confPath, this.conf);
+        // owner-only: a config holding a literal secret (redis password,
+        // introspection_client_secret, upstream_authorization) is refused otherwise
+        fs.writeFileSync(this.confPath, this.conf, { mode: 0o600 });
     }
 
     get pid() {
