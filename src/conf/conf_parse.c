@@ -8,37 +8,10 @@
 #include <unistd.h>
 
 #include "conf_int.h"
+#include "mcpgate/strbuf.h"
 
 enum tok_type { TOK_WORD, TOK_SEMI, TOK_LBRACE, TOK_RBRACE, TOK_EOF, TOK_FATAL };
 
-/* A growable string. */
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    bool oom;
-} sbuf_t;
-
-static void
-sbuf_add(sbuf_t *b, const char *p, size_t len)
-{
-    if (b->oom)
-        return;
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 32;
-        while (cap < b->n + len + 1)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (s == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, p, len);
-    b->n += len;
-    b->s[b->n] = '\0';
-}
 
 typedef struct lexer {
     mg_conf_ctx_t *cx;
@@ -71,7 +44,7 @@ is_name_char(int c)
 /* lx->p is at "${". Expand into <b>. Returns false on a fatal error (no closing
  * brace on the line); sets *bad for a reported, non-fatal one. */
 static bool
-expand_var(lexer_t *lx, sbuf_t *b, bool *bad)
+expand_var(lexer_t *lx, mg_strbuf_t *b, bool *bad)
 {
     mg_conf_where_t w = {lx->file, lx->line};
     const char *start = lx->p + 2, *close = start, *dflt = NULL;
@@ -109,10 +82,10 @@ expand_var(lexer_t *lx, sbuf_t *b, bool *bad)
         name[nlen] = '\0';
         val = getenv(name);
         if (val != NULL && (*val != '\0' || dflt == NULL)) {
-            sbuf_add(b, val, strlen(val));
+            mg_strbuf_add(b, val, strlen(val));
             lx->env_used = true;
         } else if (dflt != NULL) {
-            sbuf_add(b, dflt, (size_t)(close - dflt));
+            mg_strbuf_add(b, dflt, (size_t)(close - dflt));
         } else {
             mg_conf_error(lx->cx, &w, "environment variable %s is not set",
                           mg_conf_q(lx->cx, name));
@@ -152,7 +125,7 @@ ends_word(char c)
 static void
 next_token(lexer_t *lx, token_t *t)
 {
-    sbuf_t b = {0};
+    mg_strbuf_t b = {0};
     char c;
 
     t->text = NULL;
@@ -172,7 +145,7 @@ next_token(lexer_t *lx, token_t *t)
         lx->p++;
         return;
     }
-    sbuf_add(&b, "", 0);
+    mg_strbuf_add(&b, "", 0);
     if (c == '"') {
         lx->p++;
         for (;;) {
@@ -196,7 +169,7 @@ next_token(lexer_t *lx, token_t *t)
             if (c == '\\') {
                 char e = lx->p + 1 < lx->end ? lx->p[1] : '\0';
                 if (e == '"' || e == '\\' || e == '$') {
-                    sbuf_add(&b, &e, 1);
+                    mg_strbuf_add(&b, &e, 1);
                     lx->p += 2;
                     continue;
                 }
@@ -217,7 +190,7 @@ next_token(lexer_t *lx, token_t *t)
                     goto fatal;
                 continue;
             }
-            sbuf_add(&b, &c, 1);
+            mg_strbuf_add(&b, &c, 1);
             lx->p++;
         }
         if (lx->p < lx->end && !ends_word(*lx->p) && *lx->p != '#') {
@@ -241,7 +214,7 @@ next_token(lexer_t *lx, token_t *t)
                     goto fatal;
                 continue;
             }
-            sbuf_add(&b, &c, 1);
+            mg_strbuf_add(&b, &c, 1);
             lx->p++;
         }
     }
@@ -250,11 +223,11 @@ next_token(lexer_t *lx, token_t *t)
         goto fatal;
     }
     t->type = TOK_WORD;
-    t->text = b.s;
+    t->text = b.p;
     t->from_env = lx->env_used;
     return;
 fatal:
-    free(b.s);
+    free(b.p);
     t->type = TOK_FATAL;
 }
 

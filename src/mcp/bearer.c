@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "mcpgate/bearer.h"
+#include "mcpgate/strbuf.h"
 
 static bool
 is_ws(char c)
@@ -185,69 +186,33 @@ scope_ok(const char *s)
     return true;
 }
 
-/* A growable string. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf_t;
-
 static void
-sb_add(sbuf_t *b, const char *s, size_t n)
+sb_param(mg_strbuf_t *b, bool *first, const char *name)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        char *np;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void
-sb_str(sbuf_t *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void
-sb_param(sbuf_t *b, bool *first, const char *name)
-{
-    sb_str(b, *first ? " " : ", ");
+    mg_strbuf_str(b, *first ? " " : ", ");
     *first = false;
-    sb_str(b, name);
-    sb_str(b, "=\"");
+    mg_strbuf_str(b, name);
+    mg_strbuf_str(b, "=\"");
 }
 
 char *
 mg_challenge_build(mg_challenge_kind_t kind, const char *resource_metadata,
                    const char *const *scopes, size_t nscopes, const char *description)
 {
-    sbuf_t b = {0};
+    mg_strbuf_t b = {0};
     bool first = true, any_scope = false, rm_ok = resource_metadata && *resource_metadata;
 
     if ((unsigned)kind > MG_CHALLENGE_INSUFFICIENT_SCOPE)
         kind = MG_CHALLENGE_INVALID_TOKEN;
-    sb_str(&b, "Bearer");
+    mg_strbuf_str(&b, "Bearer");
     for (const unsigned char *p = (const unsigned char *)(rm_ok ? resource_metadata : "");
          *p; p++)
         if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
             rm_ok = false;
     if (rm_ok) {
         sb_param(&b, &first, "resource_metadata");
-        sb_str(&b, resource_metadata);
-        sb_str(&b, "\"");
+        mg_strbuf_str(&b, resource_metadata);
+        mg_strbuf_str(&b, "\"");
     }
     for (size_t i = 0; i < nscopes; i++) {
         bool dup = false;
@@ -260,30 +225,30 @@ mg_challenge_build(mg_challenge_kind_t kind, const char *resource_metadata,
         if (!any_scope)
             sb_param(&b, &first, "scope");
         else
-            sb_str(&b, " ");
-        sb_str(&b, scopes[i]);
+            mg_strbuf_str(&b, " ");
+        mg_strbuf_str(&b, scopes[i]);
         any_scope = true;
     }
     if (any_scope)
-        sb_str(&b, "\"");
+        mg_strbuf_str(&b, "\"");
     if (kind != MG_CHALLENGE_NO_TOKEN) {
         const char *d = description ? description : mg_challenge_default_description(kind);
         size_t start;
         sb_param(&b, &first, "error");
-        sb_str(&b, error_names[kind]);
-        sb_str(&b, "\"");
+        mg_strbuf_str(&b, error_names[kind]);
+        mg_strbuf_str(&b, "\"");
         sb_param(&b, &first, "error_description");
         start = b.len;
         /* RFC 6750 section 3: %x20-21 / %x23-5B / %x5D-7E */
         for (const unsigned char *p = (const unsigned char *)d; *p; p++)
             if (*p >= 0x20 && *p <= 0x7e && *p != '"' && *p != '\\')
-                sb_add(&b, (const char *)p, 1);
+                mg_strbuf_add(&b, (const char *)p, 1);
         if (b.len == start && !b.oom) {
             /* never an empty quoted value: drop the member again */
             b.len = start - (sizeof(", error_description=\"") - 1);
             b.p[b.len] = '\0';
         } else {
-            sb_str(&b, "\"");
+            mg_strbuf_str(&b, "\"");
         }
     }
     if (b.oom) {

@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 
 #include "mcpgate/identity.h"
+#include "mcpgate/strbuf.h"
 #include "mcpgate/jwk.h"
 
 static const char *const default_names[MG_CONF_IDENTITY_COUNT] = {
@@ -47,84 +48,50 @@ mg_identity_is_client_header(const mg_conf_route_t *route, const char *name, siz
     return false;
 }
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} buf_t;
-
-static void
-put(buf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *np;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        if ((np = realloc(b->p, cap)) == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void
-puts_(buf_t *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
-
 /* A header value: printable ASCII as is, '%' and anything else as %XX. */
 static void
-put_value(buf_t *b, const char *v)
+put_value(mg_strbuf_t *b, const char *v)
 {
     static const char hex[] = "0123456789ABCDEF";
 
     for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
         if (*p >= 0x20 && *p <= 0x7e && *p != '%') {
-            put(b, (const char *)p, 1);
+            mg_strbuf_add(b, (const char *)p, 1);
         } else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            put(b, e, 3);
+            mg_strbuf_add(b, e, 3);
         }
     }
 }
 
 static void
-header(buf_t *b, const char *name, const char *value)
+header(mg_strbuf_t *b, const char *name, const char *value)
 {
     if (name == NULL || value == NULL)
         return;
-    puts_(b, name);
-    puts_(b, ": ");
+    mg_strbuf_str(b, name);
+    mg_strbuf_str(b, ": ");
     put_value(b, value);
-    puts_(b, "\r\n");
+    mg_strbuf_str(b, "\r\n");
 }
 
 char *
 mg_identity_headers(const mg_conf_route_t *route, const mg_jwt_claims_t *claims,
                     const char *signed_jwt)
 {
-    buf_t b = {0};
+    mg_strbuf_t b = {0};
 
-    put(&b, "", 0);
+    mg_strbuf_add(&b, "", 0);
     if (claims != NULL) {
         header(&b, mg_identity_header_name(route, MG_IDENT_SUBJECT), claims->sub);
         header(&b, mg_identity_header_name(route, MG_IDENT_CLIENT_ID), claims->client_id);
         if (mg_identity_header_name(route, MG_IDENT_SCOPES) != NULL) {
-            buf_t s = {0};
-            put(&s, "", 0);
+            mg_strbuf_t s = {0};
+            mg_strbuf_add(&s, "", 0);
             for (size_t i = 0; i < claims->n_scopes; i++) {
                 if (i)
-                    put(&s, " ", 1);
-                puts_(&s, claims->scopes[i]);
+                    mg_strbuf_add(&s, " ", 1);
+                mg_strbuf_str(&s, claims->scopes[i]);
             }
             if (s.oom)
                 b.oom = true;
