@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -33,6 +34,7 @@
 #include <openssl/err.h>
 
 #include "core_int.h"
+#include "head_out.h"
 #include "mcpgate/audit.h"
 #include "mcpgate/identity.h"
 #include "mcpgate/keys.h"
@@ -100,6 +102,12 @@ struct mg_conn {
     struct event *ka;   /* SSE keepalive comments */
     struct event *kick; /* process buffered pipelined input from the loop, not recursively */
     struct event *reap; /* deferred free */
+    /* Plain sockets do their own I/O around the bufferevent's buffers
+     * (client_sock_read_cb, client_out_cb); TLS ones leave it to the bufferevent. */
+    struct event *rd;    /* the socket is readable */
+    bool reading;        /* rd is added */
+    struct event *flush; /* writes the output buffer once per loop pass */
+    bool flush_armed;
     mg_gen_t *gen;      /* the generation the current request started under */
     bool closing_shut;  /* CLOSING: our side has been half-closed */
 
@@ -169,6 +177,7 @@ struct mg_conn {
 };
 
 static void conn_mark_dead(mg_conn_t *c);
+static void client_reading(mg_conn_t *c, bool on);
 static void pending_cancel(mg_conn_t *c);
 static void on_client_input(mg_conn_t *c);
 static void after_auth(mg_conn_t *c);
@@ -394,7 +403,7 @@ request_done(mg_conn_t *c)
     }
     reset_request(c);
     set_state(c, MG_CONN_READ_HEAD);
-    bufferevent_enable(c->bev, EV_READ);
+    client_reading(c, true);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         event_active(c->kick, EV_READ, 0); /* pipelined: from the loop, not recursively */
 }
@@ -512,6 +521,8 @@ send_mcp_reply(mg_conn_t *c, mg_mcp_reply_t *r)
 
 /* ---- client side ---- */
 
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -533,17 +544,117 @@ client_write_cb(struct bufferevent *bev, void *arg)
 {
     mg_conn_t *c = arg;
 
+    /* Drained: further output goes out through flush_cb again. Disabling a write
+     * event that is not pending costs no system call. */
+    if (!c->tls && c->flush && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
     if (c->state == MG_CONN_CLOSING) {
         closing_step(c);
     } else if (c->paused && c->up != NULL) {
         /* Drained below the low watermark: the le-proxy resume. */
         c->paused = false;
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-        bufferevent_enable(c->up->bev, EV_READ);
+        mg_upstream_reading(c->up, true);
         if (c->state == MG_CONN_RELAY_BODY &&
             evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0)
             relay(c);
     }
+}
+
+/* Reading from the client on or off (back-pressure, lingering close, death). */
+static void
+client_reading(mg_conn_t *c, bool on)
+{
+    if (c->rd == NULL) {
+        if (on)
+            bufferevent_enable(c->bev, EV_READ);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    if (on == c->reading)
+        return;
+    c->reading = on;
+    if (on)
+        event_add(c->rd, NULL);
+    else
+        event_del(c->rd);
+}
+
+/*
+ * A plain client socket is read by the gateway itself into the bufferevent's
+ * input buffer: libevent's evbuffer_read() asks the kernel how much is waiting
+ * (ioctl FIONREAD) before every read, a system call per request that tells us
+ * nothing we need. Here it is one readv() into room reserved in the buffer;
+ * EOF and errors reach client_event_cb() as they would from the bufferevent.
+ */
+static void
+client_sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mg_conn_t *c = arg;
+    int err = 0;
+    ssize_t n = mg_sock_read(fd, bufferevent_get_input(c->bev), &err);
+
+    if (n > 0) {
+        client_read_cb(c->bev, c);
+        return;
+    }
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+        return;
+    client_reading(c, false); /* EOF stays readable: stop before it spins */
+    errno = err;
+    client_event_cb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+}
+
+/*
+ * Output on a plain socket is written by the gateway itself rather than by the
+ * bufferevent: libevent would add the write event when data is queued and
+ * delete it once the buffer drains, two epoll_ctl calls (and a loop pass) for
+ * every response although the socket almost always takes it at once. So the
+ * bufferevent's EV_WRITE stays disabled; whatever is added to the output buffer
+ * arms <flush>, which writes it at the end of this loop pass (one writev for a
+ * head and body added separately). Only when the socket would block is EV_WRITE
+ * enabled, and the bufferevent finishes the job (and reports errors) as usual;
+ * client_write_cb disables it again once the buffer is empty.
+ */
+static void
+client_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    mg_conn_t *c = arg;
+
+    if (info->n_added == 0 || c->flush_armed || c->state == MG_CONN_DEAD ||
+        (bufferevent_get_enabled(c->bev) & EV_WRITE))
+        return;
+    c->flush_armed = true;
+    event_active(c->flush, EV_WRITE, 0);
+}
+
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mg_conn_t *c = arg;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int n, err;
+
+    c->flush_armed = false;
+    if (c->state == MG_CONN_DEAD || evbuffer_get_length(out) == 0 ||
+        (bufferevent_get_enabled(c->bev) & EV_WRITE))
+        return;
+    /* The bufferevent keeps its output's front frozen except while it writes. */
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    err = errno;
+    evbuffer_freeze(out, 1);
+    if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+        /* Let the bufferevent meet the error and report it (client_event_cb). */
+        bufferevent_enable(c->bev, EV_WRITE);
+        return;
+    }
+    if (evbuffer_get_length(out) > 0) {
+        bufferevent_enable(c->bev, EV_WRITE); /* the socket is full: wait until it drains */
+        return;
+    }
+    client_write_cb(c->bev, c); /* what the bufferevent would have said */
 }
 
 static void
@@ -1562,7 +1673,7 @@ auth_done_cb(void *arg, mg_auth_result_t *res)
 
     c->auth_wait = NULL;
     c->auth_given = res;
-    bufferevent_enable(c->bev, EV_READ); /* on_client_input may have paused it */
+    client_reading(c, true); /* on_client_input may have paused it */
     if (authenticate(c))
         after_auth(c);
 }
@@ -1625,7 +1736,7 @@ on_client_input(mg_conn_t *c)
         /* The token is being introspected: the body (or a pipelined request) waits in
          * the buffer, bounded; reading goes on otherwise so that a hang-up is seen. */
         if (evbuffer_get_length(in) > conf_of(c)->max_header_size + conf_of(c)->max_body_size)
-            bufferevent_disable(c->bev, EV_READ);
+            client_reading(c, false);
         return;
     }
 
@@ -1647,7 +1758,7 @@ on_client_input(mg_conn_t *c)
         if (c->state == MG_CONN_RELAY_BODY)
             arm(c->tmo, conf_of(c)->stream_idle_timeout);
         if (evbuffer_get_length(in) > conf_of(c)->max_header_size + conf_of(c)->max_body_size)
-            bufferevent_disable(c->bev, EV_READ);
+            client_reading(c, false);
         break;
     }
 }
@@ -1730,7 +1841,7 @@ closing_step(mg_conn_t *c)
     if (c->state != MG_CONN_CLOSING)
         return;
     up_detach(c, false);
-    bufferevent_enable(c->bev, EV_READ);
+    client_reading(c, true);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
         return; /* client_write_cb comes back here */
     if (!c->closing_shut) {
@@ -1807,6 +1918,7 @@ static int
 build_upstream_request(mg_conn_t *c)
 {
     struct evbuffer *o = c->upreq;
+    mg_head_out_t ho;
     const mg_conf_route_t *r = c->route;
     const char *rest;
     size_t rest_len;
@@ -1820,26 +1932,29 @@ build_upstream_request(mg_conn_t *c)
         rest = c->path + r->path_len;
         rest_len = c->path_len - r->path_len;
     }
-    evbuffer_add_printf(o, "%.*s ", (int)c->req.method_len, c->req.method_str);
+    mg_head_out_init(&ho, o);
+    mg_head_out_add(&ho, c->req.method_str, c->req.method_len);
+    MG_HEAD_OUT_LIT(&ho, " ");
     if (r->upstream_path[0] == '\0' && rest_len == 0)
-        evbuffer_add(o, "/", 1);
-    evbuffer_add(o, r->upstream_path, strlen(r->upstream_path));
-    evbuffer_add(o, rest, rest_len);
+        MG_HEAD_OUT_LIT(&ho, "/");
+    mg_head_out_str(&ho, r->upstream_path);
+    mg_head_out_add(&ho, rest, rest_len);
     if (c->query != NULL) {
-        evbuffer_add(o, "?", 1);
-        evbuffer_add(o, c->query, c->query_len);
+        MG_HEAD_OUT_LIT(&ho, "?");
+        mg_head_out_add(&ho, c->query, c->query_len);
     }
-    evbuffer_add_printf(o, " HTTP/1.1\r\nHost: %s\r\n", r->upstream_hostport);
+    MG_HEAD_OUT_LIT(&ho, " HTTP/1.1\r\nHost: ");
+    mg_head_out_str(&ho, r->upstream_hostport);
+    MG_HEAD_OUT_LIT(&ho, "\r\n");
     for (size_t i = 0; i < c->req.nheaders; i++) {
         const mg_http_header_t *h = &c->req.headers[i];
         if (strip_request_header(c, h))
             continue;
-        evbuffer_add(o, h->name, h->name_len);
-        evbuffer_add(o, ": ", 2);
-        evbuffer_add(o, h->value, h->value_len);
-        evbuffer_add(o, "\r\n", 2);
+        mg_head_out_field(&ho, h->name, h->name_len, h->value, h->value_len);
     }
-    evbuffer_add_printf(o, "X-Request-Id: %s\r\n", c->request_id);
+    MG_HEAD_OUT_LIT(&ho, "X-Request-Id: ");
+    mg_head_out_str(&ho, c->request_id);
+    MG_HEAD_OUT_LIT(&ho, "\r\n");
     {
         /* The vetted identity instead of the token (SPEC F-01, F-02), and the
          * route's own upstream credential when it has one. */
@@ -1852,20 +1967,29 @@ build_upstream_request(mg_conn_t *c)
             free(jwt);
             return -1;
         }
-        evbuffer_add(o, ids, strlen(ids));
+        mg_head_out_str(&ho, ids);
         free(ids);
         free(jwt);
     }
     /* One address, the client's (resolve_client()): a client's own X-Forwarded-For and the
      * proxy chain are not passed on, so the upstream never sees an address the gateway
      * did not vouch for. */
-    evbuffer_add_printf(o, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n", c->client_ip,
-                        c->tls ? "https" : "http");
+    MG_HEAD_OUT_LIT(&ho, "X-Forwarded-For: ");
+    mg_head_out_str(&ho, c->client_ip);
+    if (c->tls)
+        MG_HEAD_OUT_LIT(&ho, "\r\nX-Forwarded-Proto: https\r\n");
+    else
+        MG_HEAD_OUT_LIT(&ho, "\r\nX-Forwarded-Proto: http\r\n");
     if (c->req.host != NULL)
-        evbuffer_add_printf(o, "X-Forwarded-Host: %.*s\r\n", (int)c->req.host_len, c->req.host);
-    if (blen > 0 || c->req.method == MG_HTTP_POST || c->body_chunked || c->req.content_length >= 0)
-        evbuffer_add_printf(o, "Content-Length: %zu\r\n", blen);
-    evbuffer_add(o, "Connection: keep-alive\r\n\r\n", 26);
+        mg_head_out_field(&ho, "X-Forwarded-Host", 16, c->req.host, c->req.host_len);
+    if (blen > 0 || c->req.method == MG_HTTP_POST || c->body_chunked ||
+        c->req.content_length >= 0) {
+        MG_HEAD_OUT_LIT(&ho, "Content-Length: ");
+        mg_head_out_uint(&ho, blen, 10);
+        MG_HEAD_OUT_LIT(&ho, "\r\n");
+    }
+    MG_HEAD_OUT_LIT(&ho, "Connection: keep-alive\r\n\r\n");
+    mg_head_out_flush(&ho);
     /* A copy: the body stays in c->body for the JSON-RPC id of an error
      * reply, and c->upreq is sent again on a retry. */
     if (blen > 0)
@@ -1883,7 +2007,14 @@ attach_upstream(mg_conn_t *c, bool fresh)
         return false;
     bufferevent_setcb(c->up->bev, up_read_cb, up_write_cb, up_event_cb, c);
     bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
+    /* A plain upstream gets the request written straight to its socket
+     * (send_upstream): EV_WRITE only when that would block. */
+    if (c->up->tls) {
+        bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
+    } else {
+        bufferevent_disable(c->up->bev, EV_WRITE);
+        mg_upstream_reading(c->up, true);
+    }
     return true;
 }
 
@@ -1906,15 +2037,33 @@ send_upstream(mg_conn_t *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->up->bev);
     size_t len = evbuffer_get_length(c->upreq);
+    const char *req = (const char *)evbuffer_pullup(c->upreq, -1);
+    ssize_t sent = 0;
 
     c->up->connected = true;
-    /* Once per upstream connection: a pooled one already has it. */
-    if (!c->up->tls && !c->up->reused) {
-        int one = 1;
-        setsockopt(bufferevent_getfd(c->up->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    evbuffer_add(out, evbuffer_pullup(c->upreq, -1), len);
     clock_gettime(CLOCK_MONOTONIC, &c->t_up);
+    if (!c->up->tls) {
+        evutil_socket_t fd = bufferevent_getfd(c->up->bev);
+        /* Once per upstream connection: a pooled one already has it. */
+        if (!c->up->reused) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            mg_upstream_own_reads(c->up);
+        }
+        /* Straight to the socket, which nearly always takes the whole request:
+         * no write event to add and delete again. <upreq> stays whole for a
+         * retry. On EAGAIN or an error the rest goes through the bufferevent,
+         * which then waits or reports the error (up_event_cb) as usual. */
+        sent = send(fd, req, len, MSG_NOSIGNAL);
+        if (sent < 0)
+            sent = 0;
+        if ((size_t)sent == len) {
+            set_state(c, MG_CONN_WAIT_RESPONSE);
+            return;
+        }
+        bufferevent_enable(c->up->bev, EV_WRITE);
+    }
+    evbuffer_add(out, req + sent, len - (size_t)sent);
     set_state(c, MG_CONN_SEND_UPSTREAM);
 }
 
@@ -2142,7 +2291,7 @@ session_bound_cb(void *arg, mg_session_result_t res, const char *version)
     if (res != MG_SESSION_OWNED)
         mg_log_warn("session binding failed: later requests of this session will get 404");
     if (c->up != NULL)
-        bufferevent_enable(c->up->bev, EV_READ);
+        mg_upstream_reading(c->up, true);
     if (front_response_filter(c))
         emit_resp_head(c);
 }
@@ -2172,7 +2321,7 @@ front_response(mg_conn_t *c)
                 return 0;
             }
             /* Nothing more is read from the upstream until the head goes out. */
-            bufferevent_disable(c->up->bev, EV_READ);
+            mg_upstream_reading(c->up, false);
             mg_session_bind(c->w->sessions, sid->value, sid->value_len, c->claims->iss,
                             c->claims->sub, ver ? ver : c->version, c->route->session_ttl,
                             (uint64_t)time(NULL) * 1000, session_bound_cb, p);
@@ -2286,51 +2435,63 @@ on_resp_head(mg_conn_t *c)
 static void
 emit_resp_head(mg_conn_t *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    mg_head_out_t ho;
 
     if (c->w->draining)
         c->keep_alive = false;
 
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", c->resp.status, mg_reply_reason(c->resp.status));
+    mg_head_out_init(&ho, bufferevent_get_output(c->bev));
+    MG_HEAD_OUT_LIT(&ho, "HTTP/1.1 ");
+    mg_head_out_uint(&ho, (uint64_t)c->resp.status, 10);
+    MG_HEAD_OUT_LIT(&ho, " ");
+    mg_head_out_str(&ho, mg_reply_reason(c->resp.status));
+    MG_HEAD_OUT_LIT(&ho, "\r\n");
     for (size_t i = 0; i < c->resp.nheaders; i++) {
         const mg_http_header_t *h = &c->resp.headers[i];
         if (strip_response_header(c, h))
             continue;
-        evbuffer_add(out, h->name, h->name_len);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, h->value, h->value_len);
-        evbuffer_add(out, "\r\n", 2);
+        mg_head_out_field(&ho, h->name, h->name_len, h->value, h->value_len);
     }
     if (c->sse) {
         if (!mg_http_find_header(c->resp.headers, c->resp.nheaders, "X-Accel-Buffering"))
-            evbuffer_add_printf(out, "X-Accel-Buffering: no\r\n");
+            MG_HEAD_OUT_LIT(&ho, "X-Accel-Buffering: no\r\n");
         if (!mg_http_find_header(c->resp.headers, c->resp.nheaders, "Cache-Control"))
-            evbuffer_add_printf(out, "Cache-Control: no-cache\r\n");
+            MG_HEAD_OUT_LIT(&ho, "Cache-Control: no-cache\r\n");
     }
     if (c->resp.status == 204) {
         /* no framing header at all */
     } else if (c->resp.status == 304) {
-        if (c->resp.content_length >= 0)
-            evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)c->resp.content_length);
+        if (c->resp.content_length >= 0) {
+            MG_HEAD_OUT_LIT(&ho, "Content-Length: ");
+            mg_head_out_uint(&ho, (uint64_t)c->resp.content_length, 10);
+            MG_HEAD_OUT_LIT(&ho, "\r\n");
+        }
     } else if ((c->up_body == MG_UP_BODY_LENGTH && c->sse_rw == NULL && c->json_buf == NULL) ||
                c->up_body == MG_UP_BODY_NONE) {
         /* A filtered body has a length of its own: it goes out chunked. */
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)c->up_left);
+        MG_HEAD_OUT_LIT(&ho, "Content-Length: ");
+        mg_head_out_uint(&ho, c->up_left, 10);
+        MG_HEAD_OUT_LIT(&ho, "\r\n");
     } else if (c->req.version_minor >= 1) {
         c->out_chunked = true;
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        MG_HEAD_OUT_LIT(&ho, "Transfer-Encoding: chunked\r\n");
     } else {
         c->keep_alive = false; /* HTTP/1.0: the body ends when we close */
     }
-    evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->request_id);
+    MG_HEAD_OUT_LIT(&ho, "X-Request-Id: ");
+    mg_head_out_str(&ho, c->request_id);
+    MG_HEAD_OUT_LIT(&ho, "\r\n");
     if (c->cors != NULL)
-        evbuffer_add(out, c->cors, strlen(c->cors));
+        mg_head_out_str(&ho, c->cors);
     {
         char hsts[64];
-        const char *l = hsts_line(c, hsts, sizeof(hsts));
-        evbuffer_add(out, l, strlen(l));
+        mg_head_out_str(&ho, hsts_line(c, hsts, sizeof(hsts)));
     }
-    evbuffer_add_printf(out, "Connection: %s\r\n\r\n", c->keep_alive ? "keep-alive" : "close");
+    if (c->keep_alive)
+        MG_HEAD_OUT_LIT(&ho, "Connection: keep-alive\r\n\r\n");
+    else
+        MG_HEAD_OUT_LIT(&ho, "Connection: close\r\n\r\n");
+    mg_head_out_flush(&ho);
     set_state(c, MG_CONN_RELAY_BODY);
     relay(c);
 }
@@ -2338,7 +2499,12 @@ emit_resp_head(mg_conn_t *c)
 static void
 write_chunk_header(struct evbuffer *out, size_t n)
 {
-    evbuffer_add_printf(out, "%zx\r\n", n);
+    mg_head_out_t ho;
+
+    mg_head_out_init(&ho, out);
+    mg_head_out_uint(&ho, n, 16);
+    MG_HEAD_OUT_LIT(&ho, "\r\n");
+    mg_head_out_flush(&ho);
 }
 
 static void
@@ -2438,7 +2604,7 @@ relay(mg_conn_t *c)
     /* le-proxy backpressure: the client is slower than the upstream. */
     if (evbuffer_get_length(out) >= MG_RELAY_HIGH_WATER && !c->paused) {
         c->paused = true;
-        bufferevent_disable(c->up->bev, EV_READ);
+        mg_upstream_reading(c->up, false);
         bufferevent_setwatermark(c->bev, EV_WRITE, MG_RELAY_HIGH_WATER / 2, 0);
     }
 }
@@ -2454,6 +2620,7 @@ conn_mark_dead(mg_conn_t *c)
     mg_auth_cancel(c->auth_wait);
     c->auth_wait = NULL;
     set_state(c, MG_CONN_DEAD);
+    client_reading(c, false);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     event_active(c->reap, EV_READ, 0);
 }
@@ -2480,6 +2647,8 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
     if (w->metrics != NULL)
         mg_metric_add(w->metrics->connections_open, -1);
     up_detach(c, false);
+    if (c->rd)
+        event_free(c->rd); /* before the bufferevent closes the socket it watches */
     if (c->bev) {
         bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
         bufferevent_free(c->bev);
@@ -2488,6 +2657,8 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
     event_free(c->ka);
     event_free(c->kick);
     event_free(c->reap);
+    if (c->flush)
+        event_free(c->flush);
     evbuffer_free(c->body);
     evbuffer_free(c->upreq);
     free(c->head);
@@ -2578,7 +2749,18 @@ mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sock
     fd = -1;
     ssl = NULL;
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->tls || getenv("MG_NODIRECT")) {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    } else {
+        c->flush = event_new(w->base, -1, 0, flush_cb, c);
+        c->rd = event_new(w->base, bufferevent_getfd(c->bev), EV_READ | EV_PERSIST,
+                          client_sock_read_cb, c);
+        if (c->flush == NULL || c->rd == NULL ||
+            evbuffer_add_cb(bufferevent_get_output(c->bev), client_out_cb, c) == NULL)
+            goto fail;
+        bufferevent_disable(c->bev, EV_WRITE); /* a new bufferevent starts with EV_WRITE on */
+        client_reading(c, true);
+    }
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -2606,6 +2788,10 @@ fail:
             event_free(c->kick);
         if (c->reap)
             event_free(c->reap);
+        if (c->flush)
+            event_free(c->flush);
+        if (c->rd)
+            event_free(c->rd);
         if (c->body)
             evbuffer_free(c->body);
         if (c->upreq)

@@ -134,12 +134,13 @@ typedef struct mg_worker {
     struct mg_ratelimit *rl;
     struct mg_session_store *own_sessions;
 
-    /* Mailbox from the main thread: fields under mb_lock, then mb_ev activated. */
+    /* Mailbox from the main thread: fields under mb_lock, then a byte on mb_fd. */
     pthread_mutex_t mb_lock;
     mg_gen_t *mb_gen; /* a new generation to adopt (reference owned by the mailbox) */
     bool mb_drain;
-    bool mb_closed; /* the worker has exited: no more event_active on mb_ev */
-    struct event *mb_ev;
+    bool mb_closed; /* the worker has exited: no more wake-ups */
+    int mb_fd[2];   /* pipe: the main thread writes a byte to wake the worker (mailbox_wake) */
+    struct event *mb_ev; /* reads mb_fd[0] */
 
     bool draining;
     struct event *drain_ev; /* drain_timeout expiry */
@@ -188,6 +189,8 @@ typedef struct mg_upconn {
     bool connected;
     bool reused; /* came out of the pool */
     struct event *idle_ev;
+    struct event *rd; /* a plain, connected socket: read by sock_read_cb, not the bufferevent */
+    bool reading;     /* rd is added */
 } mg_upconn_t;
 
 /* An upstream connection for <route>: a pooled idle one when available
@@ -198,6 +201,19 @@ mg_upconn_t *mg_upstream_get(mg_worker_t *w, const mg_conf_route_t *route, SSL_C
                              bool fresh);
 /* Give a connection whose exchange completed cleanly back to the pool. */
 void mg_upstream_release(mg_upconn_t *u);
+/* Reading from the upstream on or off (its bufferevent callbacks get the data). */
+void mg_upstream_reading(mg_upconn_t *u, bool on);
+/* Once a plain connection is connected: the gateway reads its socket itself from
+ * now on (mg_sock_read), saving the FIONREAD ioctl libevent makes before every
+ * read. Callbacks and buffers stay the bufferevent's. */
+void mg_upstream_own_reads(mg_upconn_t *u);
+
+/* ---- io.c ---- */
+
+/* One readv() of up to 16 KiB from <fd> into room reserved at the end of <in>
+ * (a bufferevent's input buffer: its frozen end is thawed for the call). Returns
+ * what readv returned; on -1 *err holds errno. */
+ssize_t mg_sock_read(evutil_socket_t fd, struct evbuffer *in, int *err);
 /* Close and free. NULL-safe. */
 void mg_upstream_close(mg_upconn_t *u);
 /* Close every pooled connection of <w>. */

@@ -2,6 +2,7 @@
  * ctx). */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,8 @@ mg_upstream_close(mg_upconn_t *u)
         return;
     if (u->idle_ev)
         event_free(u->idle_ev);
+    if (u->rd)
+        event_free(u->rd); /* before the bufferevent closes the socket it watches */
     if (u->bev) {
         bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
         bufferevent_free(u->bev); /* libevent defers the actual free if it is mid-callback */
@@ -73,6 +76,72 @@ idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     pool_unlink(u);
     mg_upstream_close(u);
+}
+
+void
+mg_upstream_reading(mg_upconn_t *u, bool on)
+{
+    if (u->rd == NULL) {
+        if (on)
+            bufferevent_enable(u->bev, EV_READ);
+        else
+            bufferevent_disable(u->bev, EV_READ);
+        return;
+    }
+    if (on == u->reading)
+        return;
+    u->reading = on;
+    if (on)
+        event_add(u->rd, NULL);
+    else
+        event_del(u->rd);
+}
+
+/* The socket is readable: one readv() into the bufferevent's input buffer, then
+ * whatever callbacks the bufferevent has now (the exchange's, or the pool's).
+ * See mg_upstream_own_reads() for why. */
+static void
+sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mg_upconn_t *u = arg;
+    struct bufferevent *bev = u->bev;
+    bufferevent_data_cb readcb = NULL;
+    bufferevent_event_cb eventcb = NULL;
+    void *cbarg = NULL;
+    int err = 0;
+    ssize_t n = mg_sock_read(fd, bufferevent_get_input(bev), &err);
+
+    bufferevent_getcb(bev, &readcb, NULL, &eventcb, &cbarg);
+    /* The callbacks may close <u>: nothing touches it after them. */
+    if (n > 0) {
+        if (readcb != NULL)
+            readcb(bev, cbarg);
+        return;
+    }
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+        return;
+    mg_upstream_reading(u, false); /* EOF stays readable: stop before it spins */
+    errno = err;
+    if (eventcb != NULL)
+        eventcb(bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), cbarg);
+}
+
+void
+mg_upstream_own_reads(mg_upconn_t *u)
+{
+    bool was_reading;
+
+    if (u->tls || u->rd != NULL || bufferevent_getfd(u->bev) < 0)
+        return;
+    was_reading = (bufferevent_get_enabled(u->bev) & EV_READ) != 0;
+    u->rd = event_new(u->w->base, bufferevent_getfd(u->bev), EV_READ | EV_PERSIST, sock_read_cb,
+                      u);
+    if (u->rd == NULL)
+        return; /* the bufferevent goes on reading: slower, not wrong */
+    bufferevent_disable(u->bev, EV_READ);
+    u->reading = false;
+    if (was_reading)
+        mg_upstream_reading(u, true);
 }
 
 mg_upconn_t *
@@ -151,7 +220,7 @@ mg_upstream_release(mg_upconn_t *u)
     bufferevent_setwatermark(u->bev, EV_READ, 0, 0);
     bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
     bufferevent_setcb(u->bev, idle_read_cb, NULL, idle_event_cb, u);
-    bufferevent_enable(u->bev, EV_READ);
+    mg_upstream_reading(u, true);
     event_add(u->idle_ev, &tv);
     u->next = w->idle;
     u->prev = NULL;

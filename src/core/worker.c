@@ -3,8 +3,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/dns.h>
 #include <event2/thread.h>
@@ -98,13 +100,34 @@ start_drain(mg_worker_t *w)
     check_done(w);
 }
 
+/*
+ * The main thread reaches a worker only through its mailbox: the fields behind
+ * mb_lock plus one byte written to a pipe the worker's loop watches. Nothing
+ * else ever touches a worker's event base from another thread, so the bases
+ * are created without libevent's internal locks (EVENT_BASE_FLAG_NOLOCK): with
+ * evthread_use_pthreads() on, every event_add/del and every bufferevent call
+ * would otherwise lock and unlock a mutex.
+ */
+static void
+mailbox_wake(mg_worker_t *w)
+{
+    const char b = 1;
+
+    /* A full pipe means a wake-up is pending already, which is all we need. */
+    if (write(w->mb_fd[1], &b, 1) < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        mg_log_warn("worker %d: cannot wake: %s", w->id, strerror(errno));
+}
+
 static void
 mailbox_cb(evutil_socket_t fd, short what, void *arg)
 {
     mg_worker_t *w = arg;
     mg_gen_t *gen;
     bool drain;
+    char b[64];
 
+    while (read(fd, b, sizeof(b)) > 0)
+        ;
     pthread_mutex_lock(&w->mb_lock);
     gen = w->mb_gen;
     w->mb_gen = NULL;
@@ -130,6 +153,7 @@ mg_worker_t *
 mg_worker_new(struct mg_server *srv, int id, mg_gen_t *gen)
 {
     mg_worker_t *w = NULL;
+    struct event_config *cfg = NULL;
     const mg_conf_t *conf = gen->conf;
     const unsigned flags =
         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT;
@@ -140,8 +164,16 @@ mg_worker_new(struct mg_server *srv, int id, mg_gen_t *gen)
     w->id = id;
     w->srv = srv;
     w->gen = mg_gen_ref(gen);
+    w->mb_fd[0] = w->mb_fd[1] = -1;
     pthread_mutex_init(&w->mb_lock, NULL);
-    w->base = event_base_new();
+    if (pipe2(w->mb_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        mg_log_error("worker %d: pipe: %s", id, strerror(errno));
+        goto fail;
+    }
+    cfg = event_config_new();
+    if (cfg == NULL || event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK) != 0)
+        goto fail;
+    w->base = event_base_new_with_config(cfg);
     if (w->base == NULL)
         goto fail;
     /* Inactive lookups must not keep the loop alive; the nameservers come
@@ -153,10 +185,11 @@ mg_worker_new(struct mg_server *srv, int id, mg_gen_t *gen)
         if (w->dns != NULL)
             evdns_base_load_hosts(w->dns, NULL);
     }
-    w->mb_ev = event_new(w->base, -1, 0, mailbox_cb, w);
+    w->mb_ev = event_new(w->base, w->mb_fd[0], EV_READ | EV_PERSIST, mailbox_cb, w);
     w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
     w->listeners = calloc(conf->nlistens ? conf->nlistens : 1, sizeof(*w->listeners));
-    if (w->dns == NULL || w->mb_ev == NULL || w->drain_ev == NULL || w->listeners == NULL)
+    if (w->dns == NULL || w->mb_ev == NULL || w->drain_ev == NULL || w->listeners == NULL ||
+        event_add(w->mb_ev, NULL) != 0)
         goto fail;
     for (size_t i = 0; i < conf->nlistens; i++) {
         const mg_conf_listen_t *cl = &conf->listens[i];
@@ -183,8 +216,11 @@ mg_worker_new(struct mg_server *srv, int id, mg_gen_t *gen)
         }
         evconnlistener_set_error_cb(l->lev, accept_error_cb);
     }
+    event_config_free(cfg);
     return w;
 fail:
+    if (cfg != NULL)
+        event_config_free(cfg);
     mg_worker_free(w);
     return NULL;
 }
@@ -248,7 +284,7 @@ mg_worker_post_gen(mg_worker_t *w, mg_gen_t *gen)
     if (!w->mb_closed) {
         mg_gen_unref(w->mb_gen); /* superseded before the worker picked it up */
         w->mb_gen = mg_gen_ref(gen);
-        event_active(w->mb_ev, EV_READ, 0);
+        mailbox_wake(w);
     }
     pthread_mutex_unlock(&w->mb_lock);
 }
@@ -259,7 +295,7 @@ mg_worker_post_drain(mg_worker_t *w)
     pthread_mutex_lock(&w->mb_lock);
     if (!w->mb_closed) {
         w->mb_drain = true;
-        event_active(w->mb_ev, EV_READ, 0);
+        mailbox_wake(w);
     }
     pthread_mutex_unlock(&w->mb_lock);
 }
@@ -289,6 +325,10 @@ mg_worker_free(mg_worker_t *w)
     mg_token_cache_free(w->tcache);
     mg_gen_unref(w->mb_gen);
     mg_gen_unref(w->gen);
+    if (w->mb_fd[0] >= 0)
+        close(w->mb_fd[0]);
+    if (w->mb_fd[1] >= 0)
+        close(w->mb_fd[1]);
     pthread_mutex_destroy(&w->mb_lock);
     free(w);
 }
