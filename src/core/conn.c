@@ -108,6 +108,7 @@ struct mg_conn {
     bool reading;        /* rd is added */
     struct event *flush; /* writes the output buffer once per loop pass */
     bool flush_armed;
+    struct event *upsend; /* writes the request to a plain upstream (upsend_cb) */
     mg_gen_t *gen;      /* the generation the current request started under */
     bool closing_shut;  /* CLOSING: our side has been half-closed */
 
@@ -165,7 +166,9 @@ struct mg_conn {
     /* The response. */
     int status;
     char *resp_buf; /* copy of the response head; c->resp points into it */
-    mg_http_response_head_t resp;
+    /* The parsed response head: ~3 KiB of header slots, so allocated at the first
+     * upstream response and kept for the connection (an idle one has none). */
+    mg_http_response_head_t *resp;
     mg_up_body_t up_body;
     uint64_t up_left;
     mg_chunked_t up_dec;
@@ -183,6 +186,7 @@ static void on_client_input(mg_conn_t *c);
 static void after_auth(mg_conn_t *c);
 static void start_upstream(mg_conn_t *c);
 static void send_upstream(mg_conn_t *c);
+static void upsend_cb(evutil_socket_t fd, short what, void *arg);
 static bool header_is(const mg_http_header_t *h, const char *name);
 static void write_chunk_header(struct evbuffer *out, size_t n);
 static void on_resp_head(mg_conn_t *c);
@@ -208,6 +212,32 @@ arm(struct event *ev, uint32_t ms)
         return;
     }
     event_add(ev, &tv);
+}
+
+/* A parsed head points into the buffer it was parsed from; once those bytes are
+ * copied to <to>, the pointers move with them (cheaper than parsing again). */
+static const char *
+rebase(const char *ptr, const char *from, char *to)
+{
+    return ptr == NULL ? NULL : to + (ptr - from);
+}
+
+static void
+headers_rebase(mg_http_header_t *h, size_t n, const char *from, char *to)
+{
+    for (size_t i = 0; i < n; i++) {
+        h[i].name = rebase(h[i].name, from, to);
+        h[i].value = rebase(h[i].value, from, to);
+    }
+}
+
+static void
+request_head_rebase(mg_http_request_head_t *req, const char *from, char *to)
+{
+    req->method_str = rebase(req->method_str, from, to);
+    req->target = rebase(req->target, from, to);
+    req->host = rebase(req->host, from, to);
+    headers_rebase(req->headers, req->nheaders, from, to);
 }
 
 /* The only place c->state changes. */
@@ -1516,12 +1546,8 @@ on_head(mg_conn_t *c)
         return;
     }
     memcpy(c->head, p, (size_t)r);
+    request_head_rebase(&c->req, p, c->head);
     evbuffer_drain(in, (size_t)r);
-    r = mg_http_parse_request_head(c->head, (size_t)r, &c->req, &why);
-    if (r <= 0) { /* cannot happen: the same bytes parsed a moment ago */
-        send_error(c, 500, "internal error", NULL);
-        return;
-    }
     c->keep_alive = c->req.keep_alive && !c->w->draining;
     c->bytes_in = (uint64_t)r;
     resolve_client(c);
@@ -2035,36 +2061,51 @@ start_upstream(mg_conn_t *c)
 static void
 send_upstream(mg_conn_t *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->up->bev);
-    size_t len = evbuffer_get_length(c->upreq);
-    const char *req = (const char *)evbuffer_pullup(c->upreq, -1);
-    ssize_t sent = 0;
-
     c->up->connected = true;
     clock_gettime(CLOCK_MONOTONIC, &c->t_up);
-    if (!c->up->tls) {
-        evutil_socket_t fd = bufferevent_getfd(c->up->bev);
-        /* Once per upstream connection: a pooled one already has it. */
-        if (!c->up->reused) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-            mg_upstream_own_reads(c->up);
-        }
-        /* Straight to the socket, which nearly always takes the whole request:
-         * no write event to add and delete again. <upreq> stays whole for a
-         * retry. On EAGAIN or an error the rest goes through the bufferevent,
-         * which then waits or reports the error (up_event_cb) as usual. */
-        sent = send(fd, req, len, MSG_NOSIGNAL);
-        if (sent < 0)
-            sent = 0;
-        if ((size_t)sent == len) {
-            set_state(c, MG_CONN_WAIT_RESPONSE);
-            return;
-        }
-        bufferevent_enable(c->up->bev, EV_WRITE);
-    }
-    evbuffer_add(out, req + sent, len - (size_t)sent);
     set_state(c, MG_CONN_SEND_UPSTREAM);
+    if (c->up->tls) {
+        evbuffer_add(bufferevent_get_output(c->up->bev), evbuffer_pullup(c->upreq, -1),
+                     evbuffer_get_length(c->upreq));
+        return;
+    }
+    /* Once per upstream connection: a pooled one already has it. */
+    if (!c->up->reused) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(c->up->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        mg_upstream_own_reads(c->up);
+    }
+    /* At the end of this loop pass (upsend_cb): the requests of every client that
+     * was readable in this pass go out together, so an upstream on the same host
+     * wakes once for all of them rather than once per request. */
+    event_active(c->upsend, EV_WRITE, 0);
+}
+
+/* A plain upstream: the request goes straight to the socket, which nearly always
+ * takes all of it, so there is no write event to add and delete again. <upreq>
+ * stays whole for a retry. On EAGAIN or an error the rest goes through the
+ * bufferevent, which then waits or reports the error (up_event_cb) as usual. */
+static void
+upsend_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mg_conn_t *c = arg;
+    size_t len;
+    const char *req;
+    ssize_t sent;
+
+    if (c->state != MG_CONN_SEND_UPSTREAM || c->up == NULL || c->up->tls)
+        return; /* the exchange ended (client gone, timeout) before its turn */
+    len = evbuffer_get_length(c->upreq);
+    req = (const char *)evbuffer_pullup(c->upreq, -1);
+    sent = send(bufferevent_getfd(c->up->bev), req, len, MSG_NOSIGNAL);
+    if (sent < 0)
+        sent = 0;
+    if ((size_t)sent == len) {
+        set_state(c, MG_CONN_WAIT_RESPONSE);
+        return;
+    }
+    evbuffer_add(bufferevent_get_output(c->up->bev), req + sent, len - (size_t)sent);
+    bufferevent_enable(c->up->bev, EV_WRITE);
 }
 
 /* A pooled connection that died before answering is retried once on a
@@ -2202,7 +2243,7 @@ strip_response_header(const mg_conn_t *c, const mg_http_header_t *h)
         return true;
     if (c->tls && c->gen->conf->hsts_max_age > 0 && header_is(h, "Strict-Transport-Security"))
         return true;
-    return connection_lists(c->resp.headers, c->resp.nheaders, h);
+    return connection_lists(c->resp->headers, c->resp->nheaders, h);
 }
 
 /* Upstream payload bytes to the client, framed as the response goes out. */
@@ -2305,14 +2346,14 @@ session_bound_cb(void *arg, mg_session_result_t res, const char *version)
 static int
 front_response(mg_conn_t *c)
 {
-    bool ok = c->resp.status >= 200 && c->resp.status < 300;
+    bool ok = c->resp->status >= 200 && c->resp->status < 300;
 
     if (c->req.method == MG_HTTP_DELETE && ok && c->session_id != NULL)
         mg_session_remove(c->w->sessions, c->session_id, strlen(c->session_id), c->claims->iss,
                           c->claims->sub, session_ignore_cb, NULL);
     if (c->is_initialize && ok) {
         const mg_http_header_t *sid =
-            mg_http_find_header(c->resp.headers, c->resp.nheaders, "Mcp-Session-Id");
+            mg_http_find_header(c->resp->headers, c->resp->nheaders, "Mcp-Session-Id");
         if (sid != NULL && mg_session_id_valid(sid->value, sid->value_len)) {
             const char *ver = c->rpc->msgs[0].requested_version;
             mg_pending_t *p = pending_begin(c);
@@ -2335,7 +2376,7 @@ front_response(mg_conn_t *c)
 static bool
 front_response_filter(mg_conn_t *c)
 {
-    if (c->lfilter == NULL || c->resp.status != 200 || c->up_body == MG_UP_BODY_NONE)
+    if (c->lfilter == NULL || c->resp->status != 200 || c->up_body == MG_UP_BODY_NONE)
         return true;
     if (c->sse) {
         c->sse_rw = mg_sse_rewriter_new(0, mg_sse_list_filter_rewrite, c->lfilter, sse_emit_cb, c);
@@ -2362,6 +2403,13 @@ on_resp_head(mg_conn_t *c)
     char *p;
     int r;
 
+    if (c->resp == NULL) {
+        c->resp = malloc(sizeof(*c->resp));
+        if (c->resp == NULL) {
+            send_error(c, 502, "out of memory", NULL);
+            return;
+        }
+    }
     for (;;) {
         len = evbuffer_get_length(in);
         if (len == 0)
@@ -2369,7 +2417,7 @@ on_resp_head(mg_conn_t *c)
         c->got_resp_byte = true;
         n = len < MG_RESP_HEAD_MAX ? len : MG_RESP_HEAD_MAX;
         p = (char *)evbuffer_pullup(in, (ev_ssize_t)n);
-        r = mg_http_parse_response_head(p, n, &c->resp, &why);
+        r = mg_http_parse_response_head(p, n, c->resp, &why);
         if (r == 0) {
             if (len >= MG_RESP_HEAD_MAX)
                 send_error(c, 502, "upstream response head too large", NULL);
@@ -2381,9 +2429,9 @@ on_resp_head(mg_conn_t *c)
             send_error(c, 502, "upstream sent an invalid response", NULL);
             return;
         }
-        if (c->resp.status >= 200)
+        if (c->resp->status >= 200)
             break;
-        if (c->resp.status == 101) {
+        if (c->resp->status == 101) {
             send_error(c, 502, "upstream switched protocols", NULL);
             return;
         }
@@ -2396,24 +2444,24 @@ on_resp_head(mg_conn_t *c)
         return;
     }
     memcpy(c->resp_buf, p, (size_t)r);
+    headers_rebase(c->resp->headers, c->resp->nheaders, p, c->resp_buf);
     evbuffer_drain(in, (size_t)r);
-    mg_http_parse_response_head(c->resp_buf, (size_t)r, &c->resp, &why);
-    c->status = c->resp.status;
+    c->status = c->resp->status;
 
     /* Upstream framing (RFC 9112 6.3). */
-    if (c->resp.status == 204 || c->resp.status == 304) {
+    if (c->resp->status == 204 || c->resp->status == 304) {
         c->up_body = MG_UP_BODY_NONE;
-    } else if (c->resp.chunked) {
+    } else if (c->resp->chunked) {
         c->up_body = MG_UP_BODY_CHUNKED;
         mg_chunked_init(&c->up_dec, 0);
-    } else if (c->resp.content_length >= 0) {
-        c->up_body = c->resp.content_length > 0 ? MG_UP_BODY_LENGTH : MG_UP_BODY_NONE;
-        c->up_left = (uint64_t)c->resp.content_length;
+    } else if (c->resp->content_length >= 0) {
+        c->up_body = c->resp->content_length > 0 ? MG_UP_BODY_LENGTH : MG_UP_BODY_NONE;
+        c->up_left = (uint64_t)c->resp->content_length;
     } else {
         c->up_body = MG_UP_BODY_CLOSE;
     }
-    c->up_reusable = c->resp.keep_alive && c->up_body != MG_UP_BODY_CLOSE;
-    ct = mg_http_find_header(c->resp.headers, c->resp.nheaders, "Content-Type");
+    c->up_reusable = c->resp->keep_alive && c->up_body != MG_UP_BODY_CLOSE;
+    ct = mg_http_find_header(c->resp->headers, c->resp->nheaders, "Content-Type");
     c->sse =
         ct != NULL && ct->value_len >= 17 && strncasecmp(ct->value, "text/event-stream", 17) == 0;
     c->upstream_ms = elapsed_ms(&c->t_up);
@@ -2442,28 +2490,28 @@ emit_resp_head(mg_conn_t *c)
 
     mg_head_out_init(&ho, bufferevent_get_output(c->bev));
     MG_HEAD_OUT_LIT(&ho, "HTTP/1.1 ");
-    mg_head_out_uint(&ho, (uint64_t)c->resp.status, 10);
+    mg_head_out_uint(&ho, (uint64_t)c->resp->status, 10);
     MG_HEAD_OUT_LIT(&ho, " ");
-    mg_head_out_str(&ho, mg_reply_reason(c->resp.status));
+    mg_head_out_str(&ho, mg_reply_reason(c->resp->status));
     MG_HEAD_OUT_LIT(&ho, "\r\n");
-    for (size_t i = 0; i < c->resp.nheaders; i++) {
-        const mg_http_header_t *h = &c->resp.headers[i];
+    for (size_t i = 0; i < c->resp->nheaders; i++) {
+        const mg_http_header_t *h = &c->resp->headers[i];
         if (strip_response_header(c, h))
             continue;
         mg_head_out_field(&ho, h->name, h->name_len, h->value, h->value_len);
     }
     if (c->sse) {
-        if (!mg_http_find_header(c->resp.headers, c->resp.nheaders, "X-Accel-Buffering"))
+        if (!mg_http_find_header(c->resp->headers, c->resp->nheaders, "X-Accel-Buffering"))
             MG_HEAD_OUT_LIT(&ho, "X-Accel-Buffering: no\r\n");
-        if (!mg_http_find_header(c->resp.headers, c->resp.nheaders, "Cache-Control"))
+        if (!mg_http_find_header(c->resp->headers, c->resp->nheaders, "Cache-Control"))
             MG_HEAD_OUT_LIT(&ho, "Cache-Control: no-cache\r\n");
     }
-    if (c->resp.status == 204) {
+    if (c->resp->status == 204) {
         /* no framing header at all */
-    } else if (c->resp.status == 304) {
-        if (c->resp.content_length >= 0) {
+    } else if (c->resp->status == 304) {
+        if (c->resp->content_length >= 0) {
             MG_HEAD_OUT_LIT(&ho, "Content-Length: ");
-            mg_head_out_uint(&ho, (uint64_t)c->resp.content_length, 10);
+            mg_head_out_uint(&ho, (uint64_t)c->resp->content_length, 10);
             MG_HEAD_OUT_LIT(&ho, "\r\n");
         }
     } else if ((c->up_body == MG_UP_BODY_LENGTH && c->sse_rw == NULL && c->json_buf == NULL) ||
@@ -2659,11 +2707,13 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
     event_free(c->reap);
     if (c->flush)
         event_free(c->flush);
+    event_free(c->upsend);
     evbuffer_free(c->body);
     evbuffer_free(c->upreq);
     free(c->head);
     free(c->path);
     free(c->resp_buf);
+    free(c->resp);
     mg_jwt_claims_free(c->claims);
     mg_rpc_body_free(c->rpc);
     mg_sse_rewriter_free(c->sse_rw);
@@ -2732,9 +2782,10 @@ mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sock
     c->ka = evtimer_new(w->base, keepalive_cb, c);
     c->kick = event_new(w->base, -1, 0, kick_cb, c);
     c->reap = event_new(w->base, -1, 0, reap_cb, c);
+    c->upsend = event_new(w->base, -1, 0, upsend_cb, c);
     c->body = evbuffer_new();
     c->upreq = evbuffer_new();
-    if (!c->tmo || !c->ka || !c->kick || !c->reap || !c->body || !c->upreq)
+    if (!c->tmo || !c->ka || !c->kick || !c->reap || !c->upsend || !c->body || !c->upreq)
         goto fail;
     if (c->tls) {
         ssl = SSL_new(listener_ctx(w, l));
@@ -2749,7 +2800,7 @@ mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sock
     fd = -1;
     ssl = NULL;
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-    if (c->tls || getenv("MG_NODIRECT")) {
+    if (c->tls) {
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     } else {
         c->flush = event_new(w->base, -1, 0, flush_cb, c);
@@ -2790,6 +2841,8 @@ fail:
             event_free(c->reap);
         if (c->flush)
             event_free(c->flush);
+        if (c->upsend)
+            event_free(c->upsend);
         if (c->rd)
             event_free(c->rd);
         if (c->body)
