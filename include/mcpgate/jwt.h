@@ -104,10 +104,25 @@ typedef struct mg_jwt_claims {
      * lives) and the generation of the key set that verified it. */
     mg_jwt_issuer_t *issuer;
     uint64_t keys_generation;
+    /* Values a consumer derives from the claims alone and keeps for the next
+     * request with the same token (the gateway: rate-limit bucket keys), so
+     * that a cache hit does not derive them again. Owned by the claims:
+     * memo_free(memo) runs when the claims are freed. Not copied by dup. */
+    void *memo;
+    void (*memo_free)(void *memo);
+    /* References beyond the first (mg_jwt_claims_ref): 0 = one owner. Not
+     * atomic: claims, like the cache that hands them out, stay on one thread. */
+    unsigned refs;
 } mg_jwt_claims_t;
 
-void mg_jwt_claims_free(mg_jwt_claims_t *claims); /* NULL-safe */
-mg_jwt_claims_t *mg_jwt_claims_dup(const mg_jwt_claims_t *claims);
+/* Drop one reference: the last one frees the claims (and the memo). NULL-safe. */
+void mg_jwt_claims_free(mg_jwt_claims_t *claims);
+/* Another reference to the same claims, released with mg_jwt_claims_free: a
+ * cache hit shares its entry instead of copying it. Same thread only. Takes a
+ * const pointer, as the caches hand out: the count is bookkeeping, not a
+ * claim. Returns <claims>. */
+mg_jwt_claims_t *mg_jwt_claims_ref(const mg_jwt_claims_t *claims);
+mg_jwt_claims_t *mg_jwt_claims_dup(const mg_jwt_claims_t *claims); /* no memo, one owner */
 bool mg_jwt_claims_has_scope(const mg_jwt_claims_t *claims, const char *scope);
 
 /* --- Verification --------------------------------------------------------- */

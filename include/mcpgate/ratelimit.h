@@ -8,6 +8,20 @@
 
 #include "mcpgate/redis.h"
 
+#define MG_RL_ID_DIGEST_LEN 16
+#define MG_RL_REDIS_KEY_SIZE 80 /* "mg:rl:{<16 hex>}:<kind, 16 at most>:<32 hex>" and a NUL */
+
+/* A bucket's identity worked out once (mg_rl_key_resolve) for a key that comes
+ * back request after request (the subject of a cached token): the limiters
+ * then neither hash nor format it again. Plain data, no pointers. */
+typedef struct mg_rl_resolved {
+    uint8_t digest[MG_RL_ID_DIGEST_LEN]; /* SHA-256(scope, kind, id, interval, burst), truncated */
+    uint64_t emission_interval_us;       /* what it was resolved for: checked against the key */
+    uint32_t burst;
+    uint8_t redis_key_len;
+    char redis_key[MG_RL_REDIS_KEY_SIZE]; /* mg_rl_redis_key(), NUL-terminated */
+} mg_rl_resolved_t;
+
 /* One limit that applies to a request. "COUNT/PERIOD burst B" is
  * emission_interval_us = PERIOD / COUNT and burst = B: an idle bucket admits
  * B requests back to back, then one per emission interval (GCRA; see
@@ -18,6 +32,10 @@ typedef struct mg_rl_key {
     const char *id;                /* already combined, e.g. iss + "\n" + sub; any bytes but NUL */
     uint64_t emission_interval_us; /* >= 1 */
     uint32_t burst;                /* >= 1 */
+    /* Optional (NULL: worked out per call): mg_rl_key_resolve() of this very key
+     * with the scope of the check. The caller vouches for scope, kind and id;
+     * a resolution made for another interval or burst is ignored. */
+    const mg_rl_resolved_t *resolved;
 } mg_rl_key_t;
 
 #define MG_RL_MAX_KEYS 16
@@ -119,5 +137,10 @@ const char *mg_rl_decision_name(mg_rl_decision_t d);
 /* The Redis key a bucket is stored under (for tests and operators):
  * "mg:rl:{<16 hex>}:<kind>:<32 hex>". Returns the length, or -1 if too small. */
 int mg_rl_redis_key(const char *scope, const mg_rl_key_t *key, char *buf, size_t size);
+
+/* Resolve <key> for checks under <scope> (NULL = "") into <out>: its digest
+ * and Redis key, as the limiters would compute them. 0, or -1 when the key is
+ * invalid (see MG_RL_INVALID). key->resolved is not looked at. */
+int mg_rl_key_resolve(const char *scope, const mg_rl_key_t *key, mg_rl_resolved_t *out);
 
 #endif /* MCPGATE_RATELIMIT_H */

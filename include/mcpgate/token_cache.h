@@ -24,8 +24,9 @@ void mg_token_cache_free(mg_token_cache_t *cache); /* NULL-safe */
  * exp/nbf/iat are rechecked against <now> on every hit. A stale entry is
  * dropped and the token verified again.
  * On MG_JWT_OK, *claims_out (when not NULL) points to claims owned by the
- * cache: valid until the next call on this cache or its free. Copy with
- * mg_jwt_claims_dup to keep them longer. */
+ * cache: valid until the next call on this cache or its free. Take a
+ * reference (mg_jwt_claims_ref) or a copy (mg_jwt_claims_dup) to keep them
+ * longer; a reference also keeps the memo a consumer attached. */
 mg_jwt_reason_t mg_token_cache_verify(mg_token_cache_t *cache, const char *token, size_t len,
                                       mg_jwt_issuer_t *const *issuers, size_t n_issuers,
                                       const char *const *audiences, size_t n_audiences,

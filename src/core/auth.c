@@ -13,21 +13,35 @@
 #include "mcpgate/metrics.h"
 #include "mcpgate/keys.h"
 #include "mcpgate/mcp.h"
+#include "mcpgate/ratelimit.h"
+
+/* Character classes of a bearer token, one table lookup per byte: a token is
+ * ~1 KB and is scanned on every request, cache hit or not. TC_B64TOKEN: the
+ * b64token characters (RFC 6750 section 2.1) but '='; TC_B64URL: the base64url
+ * alphabet (RFC 4648 section 5). */
+enum { TC_B64TOKEN = 1, TC_B64URL = 2 };
+
+static const uint8_t tok_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3, 1, 1, /* 0x20 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, /* 0x30 */
+    0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 0x40 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 3, /* 0x50 */
+    0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 0x60 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 1, 0, /* 0x70 */
+    /* 0x80-0xff: 0 */
+};
 
 /* RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
 static bool
 is_b64token(const char *s, size_t len)
 {
+    const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
 
-    while (i < len) {
-        char ch = s[i];
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '+' || ch == '/')
-            i++;
-        else
-            break;
-    }
+    while (i < len && (tok_class[p[i]] & TC_B64TOKEN))
+        i++;
     if (i == 0)
         return false;
     while (i < len && s[i] == '=')
@@ -176,14 +190,13 @@ is_compact_jws(const char *s, size_t len)
     size_t dots = 0, seg = 0;
 
     for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
+        unsigned char ch = (unsigned char)s[i];
         if (ch == '.') {
             if (seg == 0)
                 return false;
             dots++;
             seg = 0;
-        } else if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                   (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
+        } else if (tok_class[ch] & TC_B64URL) {
             seg++;
         } else {
             return false;
@@ -203,7 +216,18 @@ introspecting_issuer(mg_gen_t *gen, size_t route_idx, const char *tok, size_t to
     const mg_conf_issuer_t *ci;
     char *kid = NULL, *iss = NULL;
     long pick = -1;
+    bool any = false;
 
+    /* No issuer of the route introspects (the usual case): nothing below can pick
+     * one, so spare every request the token scan and the header and claims
+     * decoding of mg_jwt_peek_header. */
+    for (size_t k = 0; k < route->nissuers && !any; k++) {
+        ci = &gen->conf->issuers[route->issuers[k]];
+        any = ci->validation == MG_VALIDATION_INTROSPECTION ||
+              (ci->introspection_client_id != NULL && ci->validation != MG_VALIDATION_JWT);
+    }
+    if (!any)
+        return -1;
     if (!is_compact_jws(tok, toklen)) {
         for (size_t k = 0; k < route->nissuers && pick < 0; k++) {
             ci = &gen->conf->issuers[route->issuers[k]];
@@ -345,11 +369,11 @@ auth_check(mg_worker_t *w, mg_gen_t *gen, size_t route_idx, const mg_http_reques
         if (w->metrics != NULL)
             mg_metric_inc(after.hits > before.hits ? w->metrics->token_cache_hits
                                                    : w->metrics->token_cache_misses);
-        if (reason == MG_JWT_OK) {
-            out->claims = mg_jwt_claims_dup(cl);
-            if (out->claims == NULL)
-                reason = MG_JWT_INTERNAL;
-        }
+        /* Shared with the cache entry, not copied: a hit allocates nothing, and
+         * what the request path derives from the claims (their memo) is kept
+         * for the token's next request. */
+        if (reason == MG_JWT_OK)
+            out->claims = mg_jwt_claims_ref(cl);
     } else {
         reason = mg_jwt_verify(tok, toklen, issuers, route->nissuers, audiences, 1, now,
                                &out->claims);
@@ -430,4 +454,88 @@ mg_auth_challenge(const mg_auth_result_t *r, char **to_free)
     default:
         return NULL;
     }
+}
+
+/* ---- rate-limit keys remembered with a cached token ---- */
+
+/* A route's subject, client and route buckets for one token: their ids and
+ * identities (digest, Redis key) follow from the verified claims and the rate_limit
+ * lines alone, so they are worked out on the token's first request and kept in its
+ * cache entry (the claims' memo) for the next ones. */
+struct mg_rl_memo {
+    unsigned long serial; /* the generation ... */
+    size_t route_idx;     /* ... and the route the lines belong to */
+    size_t nlines;        /* the route's rate_limit lines */
+    struct {
+        bool set;
+        mg_rl_key_t key; /* id -> .id, resolved -> .res */
+        char *id;
+        mg_rl_resolved_t res;
+    } line[];
+};
+
+static void
+rl_memo_free(void *p)
+{
+    mg_rl_memo_t *m = p;
+
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->nlines; i++)
+        free(m->line[i].id);
+    free(m);
+}
+
+mg_rl_memo_t *
+mg_auth_rl_memo(mg_jwt_claims_t *claims, const mg_gen_t *gen, size_t route_idx)
+{
+    size_t nlines = gen->conf->routes[route_idx].nrate_limits;
+    mg_rl_memo_t *m = claims->memo;
+
+    /* Claims nobody else holds end with the request: nothing to keep them for. */
+    if (claims->refs == 0 || nlines == 0)
+        return NULL;
+    if (m != NULL && claims->memo_free != rl_memo_free)
+        return NULL; /* another consumer's memo: leave it */
+    if (m != NULL && m->serial == gen->serial && m->route_idx == route_idx)
+        return m;
+    /* First request with this token here, or one on another route or generation. */
+    rl_memo_free(m);
+    claims->memo = NULL;
+    claims->memo_free = NULL;
+    m = calloc(1, sizeof(*m) + nlines * sizeof(m->line[0]));
+    if (m == NULL)
+        return NULL;
+    m->serial = gen->serial;
+    m->route_idx = route_idx;
+    m->nlines = nlines;
+    claims->memo = m;
+    claims->memo_free = rl_memo_free;
+    return m;
+}
+
+const mg_rl_key_t *
+mg_rl_memo_get(const mg_rl_memo_t *m, size_t line)
+{
+    return line < m->nlines && m->line[line].set ? &m->line[line].key : NULL;
+}
+
+const mg_rl_key_t *
+mg_rl_memo_put(mg_rl_memo_t *m, size_t line, const char *scope, const mg_rl_key_t *key)
+{
+    char *id = NULL;
+
+    if (line >= m->nlines || m->line[line].set || (id = strdup(key->id)) == NULL)
+        goto fail;
+    if (mg_rl_key_resolve(scope, key, &m->line[line].res) != 0)
+        goto fail;
+    m->line[line].id = id;
+    m->line[line].key = *key;
+    m->line[line].key.id = id;
+    m->line[line].key.resolved = &m->line[line].res;
+    m->line[line].set = true;
+    return &m->line[line].key;
+fail:
+    free(id);
+    return NULL;
 }

@@ -854,6 +854,8 @@ rl_keys(mg_conn_t *c, mg_rl_key_t *keys, char **ids)
     const mg_conf_route_t *r = c->route;
     const mg_jwt_claims_t *cl = c->claims;
     const char *iss = cl && cl->iss ? cl->iss : "", *sub = cl && cl->sub ? cl->sub : "";
+    mg_rl_memo_t *memo = c->claims ? mg_auth_rl_memo(c->claims, c->gen, c->route_idx) : NULL;
+    const mg_rl_key_t *mk;
     int n = 0;
 
     for (size_t i = 0; i < r->nrate_limits; i++) {
@@ -882,13 +884,20 @@ rl_keys(mg_conn_t *c, mg_rl_key_t *keys, char **ids)
                     ids[n] = NULL;
                     return -1;
                 }
-                keys[n] = (mg_rl_key_t){rl_kind_names[l->kind], ids[n], l->interval_us, l->burst};
+                keys[n] =
+                    (mg_rl_key_t){rl_kind_names[l->kind], ids[n], l->interval_us, l->burst, NULL};
                 c->rl_line[n++] = (uint8_t)i;
             }
             continue;
         }
         if (n >= MG_RL_MAX_KEYS)
             return -2;
+        /* The token's earlier requests on this route worked this key out already. */
+        if (memo != NULL && (mk = mg_rl_memo_get(memo, i)) != NULL) {
+            keys[n] = *mk;
+            c->rl_line[n++] = (uint8_t)i;
+            continue;
+        }
         switch (l->kind) {
         case MG_CONF_RL_SUBJECT:
             /* Unprotected route: nobody is authenticated, the client address stands in. */
@@ -907,7 +916,9 @@ rl_keys(mg_conn_t *c, mg_rl_key_t *keys, char **ids)
         if (rc < 0 || id == NULL)
             return -1;
         ids[n] = id;
-        keys[n] = (mg_rl_key_t){rl_kind_names[l->kind], ids[n], l->interval_us, l->burst};
+        keys[n] = (mg_rl_key_t){rl_kind_names[l->kind], ids[n], l->interval_us, l->burst, NULL};
+        if (memo != NULL && (mk = mg_rl_memo_put(memo, i, r->path, &keys[n])) != NULL)
+            keys[n] = *mk;
         c->rl_line[n++] = (uint8_t)i;
     }
     return n;

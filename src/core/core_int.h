@@ -277,6 +277,24 @@ void mg_auth_cancel(mg_auth_wait_t *wait);
  * malloc'd into *to_free. NULL when the outcome has none. */
 const char *mg_auth_challenge(const mg_auth_result_t *r, char **to_free);
 
+/* Rate-limit keys that depend only on the token and the route (the subject, client and route
+ * lines; never tool lines, which depend on the request), remembered in the memo of claims that
+ * a token cache shares, so that the token's next requests neither format nor hash them. */
+typedef struct mg_rl_memo mg_rl_memo_t;
+struct mg_rl_key;
+/* The memo of <claims> for route <route_idx> of <gen>; one made for another route or generation
+ * is replaced by an empty one. NULL when there is nothing to remember it for (claims held by
+ * the caller alone, or a route without limits) or on OOM: work without. Owned by the claims:
+ * valid while the caller holds them and asks for no other route. Worker thread only. */
+mg_rl_memo_t *mg_auth_rl_memo(mg_jwt_claims_t *claims, const mg_gen_t *gen, size_t route_idx);
+/* The key remembered for rate_limit line <line> (id and resolution included, valid as long as
+ * the memo), or NULL. */
+const struct mg_rl_key *mg_rl_memo_get(const mg_rl_memo_t *m, size_t line);
+/* Remember <key>, line <line>'s key for these claims (id copied, resolved under <scope>, the
+ * scope of the checks). Returns the remembered key, or NULL (the caller keeps using <key>). */
+const struct mg_rl_key *mg_rl_memo_put(mg_rl_memo_t *m, size_t line, const char *scope,
+                                       const struct mg_rl_key *key);
+
 /* ---- admin.c: the admin listener on the main thread ---- */
 
 typedef struct mg_admin mg_admin_t;

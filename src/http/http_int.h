@@ -5,26 +5,27 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Byte classes of mg_http_ctype[] (defined in http_parse.c), one bit each, so
+ * that the hot loops test a byte with one load and one AND instead of a chain
+ * of comparisons. */
+#define MG_HTTP_CT_TCHAR 0x01 /* tchar (RFC 9110 5.6.2): method, field name */
+#define MG_HTTP_CT_FIELD 0x02 /* field value byte (RFC 9110 5.5): HTAB, SP, VCHAR, obs-text */
+#define MG_HTTP_CT_VCHAR 0x04 /* VCHAR 0x21..0x7E: the request-target */
+
+extern const unsigned char mg_http_ctype[256];
+
 /* tchar (RFC 9110 5.6.2): the bytes of a token (method, field name). */
 static inline bool
 mg_http_is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
-    }
+    return (mg_http_ctype[c] & MG_HTTP_CT_TCHAR) != 0;
 }
 
 /* A byte allowed inside a field value (RFC 9110 5.5): HTAB, SP, VCHAR, obs-text. */
 static inline bool
 mg_http_is_field_byte(unsigned char c)
 {
-    return c == '\t' || c == ' ' || (c >= 0x21 && c != 0x7F);
+    return (mg_http_ctype[c] & MG_HTTP_CT_FIELD) != 0;
 }
 
 static inline bool

@@ -12,6 +12,83 @@
  * number. */
 #define MG_HTTP_MAX_LEADING_CRLF 4
 
+/* Byte classes (MG_HTTP_CT_* in http_int.h), written out from the RFC 9110
+ * definitions; tests/unit/test_http_parse.c checks every byte of every class
+ * through the parsers. */
+/* clang-format off */
+const unsigned char mg_http_ctype[256] = {
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 0x00 */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 0x10 */
+    0x02, 0x07, 0x06, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x06, 0x07, 0x07, 0x06, 0x07, 0x07, 0x06, /* 0x20 */
+    0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, /* 0x30 */
+    0x06, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, /* 0x40 */
+    0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x06, 0x06, 0x07, 0x07, /* 0x50 */
+    0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, /* 0x60 */
+    0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x07, 0x06, 0x07, 0x00, /* 0x70 */
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, /* 0x80 */
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, /* 0x90 */
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, /* 0xA0 */
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, /* 0xB0 */
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, /* 0xC0 */
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, /* 0xD0 */
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, /* 0xE0 */
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, /* 0xF0 */
+};
+/* clang-format on */
+
+#define MG_SWAR_ONES UINT64_C(0x0101010101010101)
+#define MG_SWAR_HIGHS UINT64_C(0x8080808080808080)
+
+/* True when one of the eight bytes of <w> is below 0x20 or is 0x7F, i.e. may
+ * not be a field byte (HTAB may, and is rechecked by the caller), or is the
+ * CR ending the line. The "has a byte less than n" and "has a zero byte"
+ * word tricks (Bit Twiddling Hacks): exact for the word as a whole whatever
+ * the byte order, and bytes >= 0x80 (obs-text) never set them. This lets a
+ * 600-byte bearer token be checked eight bytes per step in portable C. */
+static inline bool
+word_has_ctl(uint64_t w)
+{
+    uint64_t del = w ^ (MG_SWAR_ONES * 0x7F);
+    uint64_t below_sp = (w - MG_SWAR_ONES * 0x20) & ~w;
+    uint64_t is_del = (del - MG_SWAR_ONES) & ~del;
+
+    return ((below_sp | is_del) & MG_SWAR_HIGHS) != 0;
+}
+
+/* The index of the first byte at or after <i> that is not a field byte (CR,
+ * LF, NUL, another control byte or DEL), or <len> if there is none. */
+static size_t
+skip_field_bytes(const char *buf, size_t i, size_t len)
+{
+    /* Two words per step while both are clean: the long values (tokens). */
+    while (len - i >= 16) {
+        uint64_t w[2];
+
+        memcpy(w, buf + i, sizeof(w)); /* unaligned loads, without UB */
+        if (word_has_ctl(w[0]) || word_has_ctl(w[1]))
+            break;
+        i += 16;
+    }
+    while (len - i >= 8) {
+        uint64_t w;
+        size_t stop;
+
+        memcpy(&w, buf + i, sizeof(w));
+        if (!word_has_ctl(w)) {
+            i += 8;
+            continue;
+        }
+        for (stop = i + 8; i < stop; i++)
+            if (!mg_http_is_field_byte((unsigned char)buf[i]))
+                return i;
+        /* Only HTABs set the test off: go on a word at a time. */
+    }
+    for (; i < len; i++)
+        if (!mg_http_is_field_byte((unsigned char)buf[i]))
+            return i;
+    return len;
+}
+
 /* Finds the CRLF ending the line that starts at <start>. Returns 1 and sets
  * *eol to the index of the CR, 0 when the line is not complete yet, -1 for a
  * bare LF or a CR not followed by LF (RFC 9112 2.2: we do not accept either
@@ -83,6 +160,51 @@ parse_field_line(const char *line, size_t n, mg_http_header_t *h, const char **w
     return 0;
 }
 
+/* The usual field line in one pass: a token, ':', field bytes, CRLF.
+ * Returns 1 with *h set and *next just past the CRLF. Returns 0 when the
+ * section is not complete yet, and only when the careful path (find_eol, the
+ * fold check, parse_field_line) would say so too: the line has no CR or LF
+ * before <len> (at most a CR as the very last byte) and does not start with
+ * OWS. Returns -1 for anything else (the empty line, a fold, a bare CR or LF,
+ * a control byte, a bad name): the careful path decides those and words the
+ * error, so both paths accept, refuse and report exactly alike. */
+static int
+fast_field_line(const char *buf, size_t len, size_t p, mg_http_header_t *h, size_t *next)
+{
+    size_t i = p, colon, v, end;
+
+    /* Four independent lookups per step, then byte by byte to the end. */
+    while (len - i >= 4 &&
+           (mg_http_ctype[(unsigned char)buf[i]] & mg_http_ctype[(unsigned char)buf[i + 1]] &
+            mg_http_ctype[(unsigned char)buf[i + 2]] & mg_http_ctype[(unsigned char)buf[i + 3]] &
+            MG_HTTP_CT_TCHAR))
+        i += 4;
+    while (i < len && mg_http_is_tchar((unsigned char)buf[i]))
+        i++;
+    if (i == len)
+        return 0;
+    if (i == p || buf[i] != ':')
+        return -1;
+    colon = i;
+    i = skip_field_bytes(buf, colon + 1, len);
+    if (i == len || (buf[i] == '\r' && i + 1 == len))
+        return 0;
+    if (buf[i] != '\r' || buf[i + 1] != '\n')
+        return -1;
+    v = colon + 1;
+    end = i;
+    while (v < end && mg_http_is_ows((unsigned char)buf[v]))
+        v++;
+    while (end > v && mg_http_is_ows((unsigned char)buf[end - 1]))
+        end--;
+    h->name = buf + p;
+    h->name_len = colon - p;
+    h->value = buf + v;
+    h->value_len = end - v;
+    *next = i + 2;
+    return 1;
+}
+
 /* Parses field lines from *pos through the empty line. Returns 1 when the
  * section is complete (*pos just past the final CRLF), 0 when more bytes are
  * needed, -1 on a syntax error, -2 when there are too many fields. */
@@ -90,10 +212,21 @@ static int
 parse_fields(const char *buf, size_t len, size_t *pos, mg_http_header_t *hdrs, size_t *n,
              const char **why)
 {
-    size_t p = *pos, eol = 0;
+    size_t p = *pos, eol = 0, next = 0;
     int r;
 
     for (;;) {
+        if (*n < MG_HTTP_MAX_HEADERS) {
+            r = fast_field_line(buf, len, p, &hdrs[*n], &next);
+            if (r > 0) {
+                (*n)++;
+                p = next;
+                continue;
+            }
+            if (r == 0)
+                return 0;
+        }
+        /* The careful path: the empty line, the field limit, every error. */
         r = find_eol(buf, len, p, &eol);
         if (r < 0) {
             *why = "bare CR or LF in header section";
@@ -145,6 +278,43 @@ parse_content_length(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
+/* The fields the parsers act on. */
+typedef enum field_kind {
+    FK_OTHER = 0,
+    FK_HOST,
+    FK_EXPECT,
+    FK_CONNECTION,
+    FK_AUTHORIZATION,
+    FK_CONTENT_LENGTH,
+    FK_TRANSFER_ENCODING,
+} field_kind_t;
+
+/* Which of them <name> is. The six names differ in length, so most fields
+ * are told apart by a table lookup on their length, and at most one
+ * case-insensitive compare runs per field. */
+static field_kind_t
+field_kind(const char *name, size_t n)
+{
+    static const struct {
+        const char *name; /* lower case */
+        field_kind_t kind;
+    } by_len[18] = {
+        [4] = {"host", FK_HOST},
+        [6] = {"expect", FK_EXPECT},
+        [10] = {"connection", FK_CONNECTION},
+        [13] = {"authorization", FK_AUTHORIZATION},
+        [14] = {"content-length", FK_CONTENT_LENGTH},
+        [17] = {"transfer-encoding", FK_TRANSFER_ENCODING},
+    };
+
+    if (n >= sizeof(by_len) / sizeof(by_len[0]) || by_len[n].name == NULL)
+        return FK_OTHER;
+    for (size_t i = 0; i < n; i++)
+        if (mg_http_lower((unsigned char)name[i]) != (unsigned char)by_len[n].name[i])
+            return FK_OTHER;
+    return by_len[n].kind;
+}
+
 /* What the framing and connection fields of a message say. */
 typedef struct framing {
     int64_t content_length;
@@ -164,14 +334,18 @@ scan_connection(const char *v, size_t n, framing_t *f)
 }
 
 /* Content-Length, Transfer-Encoding and Connection (RFC 9112 6). Returns 0
- * or -1 with *why. */
+ * or -1 with *why. On success kinds[i] is the field_kind_t of h[i], for the
+ * request checks that follow. */
 static int
-scan_framing(const mg_http_header_t *h, size_t n, framing_t *f, const char **why)
+scan_framing(const mg_http_header_t *h, size_t n, unsigned char *kinds, framing_t *f,
+             const char **why)
 {
     memset(f, 0, sizeof(*f));
     f->content_length = -1;
     for (size_t i = 0; i < n; i++) {
-        if (mg_http_ieq(h[i].name, h[i].name_len, "content-length")) {
+        field_kind_t k = field_kind(h[i].name, h[i].name_len);
+        kinds[i] = (unsigned char)k;
+        if (k == FK_CONTENT_LENGTH) {
             if (f->have_cl) {
                 *why = "duplicate Content-Length";
                 return -1;
@@ -181,7 +355,7 @@ scan_framing(const mg_http_header_t *h, size_t n, framing_t *f, const char **why
                 return -1;
             }
             f->have_cl = true;
-        } else if (mg_http_ieq(h[i].name, h[i].name_len, "transfer-encoding")) {
+        } else if (k == FK_TRANSFER_ENCODING) {
             /* Two fields are one list ("chunked, chunked"): refused as such. */
             if (f->have_te) {
                 *why = "duplicate Transfer-Encoding";
@@ -192,7 +366,7 @@ scan_framing(const mg_http_header_t *h, size_t n, framing_t *f, const char **why
                 return -1;
             }
             f->have_te = true;
-        } else if (mg_http_ieq(h[i].name, h[i].name_len, "connection")) {
+        } else if (k == FK_CONNECTION) {
             scan_connection(h[i].value, h[i].value_len, f);
         }
     }
@@ -254,15 +428,18 @@ method_from(const char *m, size_t n)
 {
     static const struct {
         const char *name;
+        size_t len;
         mg_http_method_t method;
     } methods[] = {
-        {"GET", MG_HTTP_GET},         {"HEAD", MG_HTTP_HEAD},       {"POST", MG_HTTP_POST},
-        {"PUT", MG_HTTP_PUT},         {"DELETE", MG_HTTP_DELETE},   {"OPTIONS", MG_HTTP_OPTIONS},
-        {"PATCH", MG_HTTP_PATCH},     {"CONNECT", MG_HTTP_CONNECT}, {"TRACE", MG_HTTP_TRACE},
+        {"GET", 3, MG_HTTP_GET},       {"HEAD", 4, MG_HTTP_HEAD},
+        {"POST", 4, MG_HTTP_POST},     {"PUT", 3, MG_HTTP_PUT},
+        {"DELETE", 6, MG_HTTP_DELETE}, {"OPTIONS", 7, MG_HTTP_OPTIONS},
+        {"PATCH", 5, MG_HTTP_PATCH},   {"CONNECT", 7, MG_HTTP_CONNECT},
+        {"TRACE", 5, MG_HTTP_TRACE},
     };
     /* Methods are case-sensitive (RFC 9110 9.1): "get" is some other method. */
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-        if (strlen(methods[i].name) == n && memcmp(methods[i].name, m, n) == 0)
+        if (methods[i].len == n && memcmp(methods[i].name, m, n) == 0)
             return methods[i].method;
     return MG_HTTP_OTHER;
 }
@@ -338,6 +515,39 @@ parse_request_line(const char *line, size_t n, mg_http_request_head_t *out, cons
     return 0;
 }
 
+/* The usual request line in one pass: token SP VCHARs SP "HTTP/1.x" CRLF.
+ * Returns 1 with <out> filled and *eol set as find_eol and
+ * parse_request_line would set them (none of the bytes before the CR can be a
+ * CR or LF), or 0 for anything else, left to those two. */
+static int
+fast_request_line(const char *buf, size_t len, size_t pos, mg_http_request_head_t *out, size_t *eol)
+{
+    size_t i = pos, t, j;
+    int v;
+
+    while (i < len && mg_http_is_tchar((unsigned char)buf[i]))
+        i++;
+    if (i == pos || i == len || buf[i] != ' ')
+        return 0;
+    t = j = i + 1;
+    while (j < len && (mg_http_ctype[(unsigned char)buf[j]] & MG_HTTP_CT_VCHAR))
+        j++;
+    /* j + 11 <= len: SP, the 8 version bytes, CR, LF. */
+    if (j == t || len - j < 11 || buf[j] != ' ' || buf[j + 9] != '\r' || buf[j + 10] != '\n')
+        return 0;
+    v = parse_version(buf + j + 1, 8);
+    if (v < 0)
+        return 0;
+    out->method_str = buf + pos;
+    out->method_len = i - pos;
+    out->method = method_from(buf + pos, i - pos);
+    out->target = buf + t;
+    out->target_len = j - t;
+    out->version_minor = v;
+    *eol = j + 9;
+    return 1;
+}
+
 int
 mg_http_parse_request_head(const char *buf, size_t len, mg_http_request_head_t *out,
                            const char **why)
@@ -347,6 +557,7 @@ mg_http_parse_request_head(const char *buf, size_t len, mg_http_request_head_t *
     int rc = -400, r, skipped = 0;
     framing_t f;
     bool have_host = false, have_auth = false;
+    unsigned char kinds[MG_HTTP_MAX_HEADERS];
 
     memset(out, 0, sizeof(*out));
     out->content_length = -1;
@@ -371,6 +582,8 @@ mg_http_parse_request_head(const char *buf, size_t len, mg_http_request_head_t *
         pos += 2;
     }
 
+    if (fast_request_line(buf, len, pos, out, &eol))
+        goto fields;
     r = find_eol(buf, len, pos, &eol);
     if (r < 0) {
         w = "bare CR or LF in request line";
@@ -395,6 +608,7 @@ mg_http_parse_request_head(const char *buf, size_t len, mg_http_request_head_t *
     if (rc < 0)
         goto fail;
     rc = -400;
+fields:
     pos = eol + 2;
 
     r = parse_fields(buf, len, &pos, out->headers, &out->nheaders, &w);
@@ -405,7 +619,7 @@ mg_http_parse_request_head(const char *buf, size_t len, mg_http_request_head_t *
     if (r == 0)
         goto incomplete;
 
-    if (scan_framing(out->headers, out->nheaders, &f, &w) < 0)
+    if (scan_framing(out->headers, out->nheaders, kinds, &f, &w) < 0)
         goto fail;
     if (f.have_te && out->version_minor == 0) {
         /* RFC 9112 6.1: an HTTP/1.0 recipient cannot know chunked. */
@@ -414,7 +628,8 @@ mg_http_parse_request_head(const char *buf, size_t len, mg_http_request_head_t *
     }
     for (size_t i = 0; i < out->nheaders; i++) {
         const mg_http_header_t *h = &out->headers[i];
-        if (mg_http_ieq(h->name, h->name_len, "host")) {
+        field_kind_t k = (field_kind_t)kinds[i];
+        if (k == FK_HOST) {
             /* RFC 9112 3.2: MUST respond 400 to more than one Host. */
             if (have_host) {
                 w = "duplicate Host";
@@ -427,14 +642,14 @@ mg_http_parse_request_head(const char *buf, size_t len, mg_http_request_head_t *
             have_host = true;
             out->host = h->value;
             out->host_len = h->value_len;
-        } else if (mg_http_ieq(h->name, h->name_len, "authorization")) {
+        } else if (k == FK_AUTHORIZATION) {
             /* Which credential would we check, and which would upstream see? */
             if (have_auth) {
                 w = "duplicate Authorization";
                 goto fail;
             }
             have_auth = true;
-        } else if (mg_http_ieq(h->name, h->name_len, "expect")) {
+        } else if (k == FK_EXPECT) {
             if (!mg_http_ieq(h->value, h->value_len, "100-continue")) {
                 w = "unsupported Expect";
                 goto fail;
@@ -515,11 +730,18 @@ mg_http_parse_response_head(const char *buf, size_t len, mg_http_response_head_t
     size_t pos = 0, eol = 0;
     int r;
     framing_t f;
+    unsigned char kinds[MG_HTTP_MAX_HEADERS];
 
     memset(out, 0, sizeof(*out));
     out->content_length = -1;
 
-    r = find_eol(buf, len, 0, &eol);
+    /* A status line is field bytes up to its CR: when it is, that CR is
+     * where find_eol would stop too, found a word at a time. */
+    eol = skip_field_bytes(buf, 0, len);
+    if (eol + 1 < len && buf[eol] == '\r' && buf[eol + 1] == '\n')
+        r = 1;
+    else
+        r = find_eol(buf, len, 0, &eol);
     if (r < 0) {
         w = "bare CR or LF in status line";
         goto fail;
@@ -544,7 +766,7 @@ mg_http_parse_response_head(const char *buf, size_t len, mg_http_response_head_t
         goto fail;
     if (r == 0)
         goto incomplete;
-    if (scan_framing(out->headers, out->nheaders, &f, &w) < 0)
+    if (scan_framing(out->headers, out->nheaders, kinds, &f, &w) < 0)
         goto fail;
     if (f.have_te && out->version_minor == 0) {
         /* RFC 9112 6.1: treat the framing as faulty. */
@@ -570,8 +792,12 @@ fail:
 const mg_http_header_t *
 mg_http_find_header(const mg_http_header_t *headers, size_t n, const char *name)
 {
+    size_t name_len = strlen(name);
+
+    /* The length rejects most fields before any case folding. */
     for (size_t i = 0; i < n; i++)
-        if (mg_http_ieq(headers[i].name, headers[i].name_len, name))
+        if (headers[i].name_len == name_len &&
+            mg_http_ieq(headers[i].name, headers[i].name_len, name))
             return &headers[i];
     return NULL;
 }
@@ -579,12 +805,23 @@ mg_http_find_header(const mg_http_header_t *headers, size_t n, const char *name)
 bool
 mg_http_is_hop_by_hop(const char *name, size_t name_len)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive",          "proxy-connection",   "te",      "trailer",
-        "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate",
+    static const struct {
+        const char *name;
+        size_t len;
+    } hop[] = {
+        {"connection", 10},
+        {"keep-alive", 10},
+        {"proxy-connection", 16},
+        {"te", 2},
+        {"trailer", 7},
+        {"transfer-encoding", 17},
+        {"upgrade", 7},
+        {"proxy-authorization", 19},
+        {"proxy-authenticate", 18},
     };
+    /* Called for every forwarded field: compare lengths before bytes. */
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (mg_http_ieq(name, name_len, hop[i]))
+        if (hop[i].len == name_len && mg_http_ieq(name, name_len, hop[i].name))
             return true;
     return false;
 }

@@ -242,6 +242,12 @@ mg_jwt_claims_free(mg_jwt_claims_t *c)
 {
     if (c == NULL)
         return;
+    if (c->refs > 0) {
+        c->refs--;
+        return;
+    }
+    if (c->memo_free != NULL)
+        c->memo_free(c->memo);
     free(c->iss);
     free(c->sub);
     free(c->client_id);
@@ -249,6 +255,16 @@ mg_jwt_claims_free(mg_jwt_claims_t *c)
     free_strv(c->scopes, c->n_scopes);
     free_strv(c->aud, c->n_aud);
     free(c);
+}
+
+mg_jwt_claims_t *
+mg_jwt_claims_ref(const mg_jwt_claims_t *c)
+{
+    mg_jwt_claims_t *m = (mg_jwt_claims_t *)c;
+
+    if (m != NULL)
+        m->refs++;
+    return m;
 }
 
 static int
@@ -285,6 +301,9 @@ mg_jwt_claims_dup(const mg_jwt_claims_t *c)
     d->iss = d->sub = d->client_id = d->jti = NULL;
     d->scopes = d->aud = NULL;
     d->n_scopes = d->n_aud = 0;
+    d->memo = NULL;
+    d->memo_free = NULL;
+    d->refs = 0;
     if (dup_str(&d->iss, c->iss) || dup_str(&d->sub, c->sub) ||
         dup_str(&d->client_id, c->client_id) || dup_str(&d->jti, c->jti))
         goto fail;

@@ -199,13 +199,32 @@ mg_ratelimit_free(mg_ratelimit_t *rl)
     free(rl);
 }
 
+/* Decimal digits of <v> into <out> (21 bytes at least), NUL-terminated; the length. */
+static size_t
+u64_dec(uint64_t v, char *out)
+{
+    char tmp[20];
+    size_t n = 0, i;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
 int
 mg_ratelimit_check(mg_ratelimit_t *rl, const char *scope, const mg_rl_key_t *keys, size_t n,
                    mg_rl_cb *cb, void *arg)
 {
-    char keybuf[MG_RL_MAX_KEYS][96], argbuf[2 * MG_RL_MAX_KEYS][24];
+    char keybuf[MG_RL_MAX_KEYS][MG_RL_REDIS_KEY_SIZE], argbuf[2 * MG_RL_MAX_KEYS][24];
     const char *kv[MG_RL_MAX_KEYS], *av[2 * MG_RL_MAX_KEYS];
     mg_rl_result_t res;
+    uint8_t tag[8];
+    bool have_tag = false;
     op_t *op = NULL;
 
     atomic_fetch_add(&mg_rl_local_counters(rl->local)->checks, 1);
@@ -218,11 +237,19 @@ mg_ratelimit_check(mg_ratelimit_t *rl, const char *scope, const mg_rl_key_t *key
     op->cb = cb;
     op->arg = arg;
     for (size_t i = 0; i < n; i++) {
-        if (mg_rl_redis_key(scope, &keys[i], keybuf[i], sizeof(keybuf[i])) < 0)
-            goto fail;
-        snprintf(argbuf[2 * i], sizeof(argbuf[0]), "%" PRIu64, keys[i].emission_interval_us);
-        snprintf(argbuf[2 * i + 1], sizeof(argbuf[0]), "%" PRIu32, keys[i].burst);
-        kv[i] = keybuf[i];
+        const mg_rl_resolved_t *r = mg_rl_key_resolved(&keys[i]);
+        if (r != NULL) {
+            kv[i] = r->redis_key;
+        } else {
+            /* The bucket's digest is op->b[i]'s, just computed; the scope's tag is the
+             * same for every key of the call. */
+            if (!have_tag && !(have_tag = mg_rl_scope_tag(scope, tag)))
+                goto fail;
+            mg_rl_format_redis_key(tag, keys[i].kind, op->b[i].digest, keybuf[i]);
+            kv[i] = keybuf[i];
+        }
+        u64_dec(keys[i].emission_interval_us, argbuf[2 * i]);
+        u64_dec(keys[i].burst, argbuf[2 * i + 1]);
         av[2 * i] = argbuf[2 * i];
         av[2 * i + 1] = argbuf[2 * i + 1];
     }

@@ -62,46 +62,118 @@ mg_rl_decision_name(mg_rl_decision_t d)
 
 /* ---- key resolution ---- */
 
+/* Every check hashes its buckets' identities: SHA-256 is fetched once per process
+ * (EVP_sha256() would be fetched again on every init) and each thread reuses one
+ * digest context, freed when the thread ends. */
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha_md;
+static pthread_key_t sha_key;
+static bool sha_key_ok;
+static _Thread_local EVP_MD_CTX *sha_ctx;
+
 static void
-digest_field(EVP_MD_CTX *md, const void *p, size_t len)
+sha_ctx_destructor(void *p)
+{
+    if (sha_ctx == p)
+        sha_ctx = NULL;
+    EVP_MD_CTX_free(p);
+}
+
+static void
+sha_init_once(void)
+{
+    sha_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    sha_key_ok = pthread_key_create(&sha_key, sha_ctx_destructor) == 0;
+}
+
+/* This thread's context; NULL when it cannot be had (the caller makes its own). */
+static EVP_MD_CTX *
+thread_sha_ctx(void)
+{
+    EVP_MD_CTX *md = sha_ctx;
+
+    if (md != NULL)
+        return md;
+    pthread_once(&sha_once, sha_init_once);
+    if (!sha_key_ok || (md = EVP_MD_CTX_new()) == NULL)
+        return NULL;
+    if (pthread_setspecific(sha_key, md) != 0) {
+        EVP_MD_CTX_free(md);
+        return NULL;
+    }
+    sha_ctx = md;
+    return md;
+}
+
+/* The digest input is collected here and handed to the digest in one update
+ * (a few for very long ids). */
+typedef struct fields {
+    EVP_MD_CTX *md;
+    size_t len;
+    bool ok;
+    uint8_t buf[512];
+} fields_t;
+
+static void
+fields_put(fields_t *f, const void *p, size_t len)
+{
+    if (len > sizeof(f->buf) - f->len) {
+        f->ok = f->ok && EVP_DigestUpdate(f->md, f->buf, f->len) == 1;
+        f->len = 0;
+        if (len > sizeof(f->buf)) {
+            f->ok = f->ok && EVP_DigestUpdate(f->md, p, len) == 1;
+            return;
+        }
+    }
+    memcpy(f->buf + f->len, p, len);
+    f->len += len;
+}
+
+static void
+digest_field(fields_t *f, const void *p, size_t len)
 {
     uint8_t be[8];
 
     /* Length-prefixed, so that ("ab","c") and ("a","bc") differ. */
     for (int i = 0; i < 8; i++)
         be[i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    EVP_DigestUpdate(md, be, sizeof(be));
-    EVP_DigestUpdate(md, p, len);
+    fields_put(f, be, sizeof(be));
+    fields_put(f, p, len);
 }
 
 static bool
 sha256_fields(const char *tag, const char *scope, const mg_rl_key_t *k, uint8_t *out, size_t outlen)
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_MD_CTX *own = NULL;
+    fields_t f;
     unsigned char full[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     bool ok = false;
 
-    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-        goto done;
-    digest_field(md, tag, strlen(tag));
-    digest_field(md, scope, strlen(scope));
+    f.md = thread_sha_ctx();
+    if (f.md == NULL && (f.md = own = EVP_MD_CTX_new()) == NULL)
+        return false;
+    f.len = 0;
+    f.ok = EVP_DigestInit_ex2(f.md, sha_md != NULL ? sha_md : EVP_sha256(), NULL) == 1;
+    digest_field(&f, tag, strlen(tag));
+    digest_field(&f, scope, strlen(scope));
     if (k) {
         uint8_t num[12];
-        digest_field(md, k->kind, strlen(k->kind));
-        digest_field(md, k->id, strlen(k->id));
+        digest_field(&f, k->kind, strlen(k->kind));
+        digest_field(&f, k->id, strlen(k->id));
         for (int i = 0; i < 8; i++)
             num[i] = (uint8_t)(k->emission_interval_us >> (56 - 8 * i));
         for (int i = 0; i < 4; i++)
             num[8 + i] = (uint8_t)(k->burst >> (24 - 8 * i));
-        digest_field(md, num, sizeof(num));
+        digest_field(&f, num, sizeof(num));
     }
-    if (EVP_DigestFinal_ex(md, full, &len) != 1 || len < outlen)
+    if (!f.ok || EVP_DigestUpdate(f.md, f.buf, f.len) != 1 ||
+        EVP_DigestFinal_ex(f.md, full, &len) != 1 || len < outlen)
         goto done;
     memcpy(out, full, outlen);
     ok = true;
 done:
-    EVP_MD_CTX_free(md);
+    EVP_MD_CTX_free(own);
     return ok;
 }
 
@@ -121,6 +193,17 @@ key_valid(const mg_rl_key_t *k)
            k->emission_interval_us <= MG_RL_MAX_WINDOW_US / k->burst;
 }
 
+const mg_rl_resolved_t *
+mg_rl_key_resolved(const mg_rl_key_t *key)
+{
+    const mg_rl_resolved_t *r = key->resolved;
+
+    return r != NULL && r->emission_interval_us == key->emission_interval_us &&
+                   r->burst == key->burst
+               ? r
+               : NULL;
+}
+
 bool
 mg_rl_resolve(const char *scope, const mg_rl_key_t *keys, size_t n, mg_rl_bucket_t *out,
               mg_rl_result_t *result)
@@ -130,9 +213,13 @@ mg_rl_resolve(const char *scope, const mg_rl_key_t *keys, size_t n, mg_rl_bucket
     if (keys == NULL || n == 0 || n > MG_RL_MAX_KEYS)
         goto fail;
     for (size_t i = 0; i < n; i++) {
+        const mg_rl_resolved_t *r;
         if (!key_valid(&keys[i]))
             goto fail;
-        if (!sha256_fields("mg-rl-bucket-v1", scope, &keys[i], out[i].digest, MG_RL_DIGEST_LEN))
+        if ((r = mg_rl_key_resolved(&keys[i])) != NULL)
+            memcpy(out[i].digest, r->digest, MG_RL_DIGEST_LEN);
+        else if (!sha256_fields("mg-rl-bucket-v1", scope, &keys[i], out[i].digest,
+                                MG_RL_DIGEST_LEN))
             goto fail;
         out[i].interval_us = keys[i].emission_interval_us;
         out[i].burst = keys[i].burst;
@@ -143,7 +230,7 @@ fail:
     return false;
 }
 
-static void
+static char *
 hex(const uint8_t *p, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -152,35 +239,74 @@ hex(const uint8_t *p, size_t n, char *out)
         out[2 * i] = digits[p[i] >> 4];
         out[2 * i + 1] = digits[p[i] & 15];
     }
-    out[2 * n] = '\0';
+    return out + 2 * n;
+}
+
+bool
+mg_rl_scope_tag(const char *scope, uint8_t tag[8])
+{
+    return sha256_fields("mg-rl-scope-v1", scope != NULL ? scope : "", NULL, tag, 8);
+}
+
+size_t
+mg_rl_format_redis_key(const uint8_t tag[8], const char *kind,
+                       const uint8_t digest[MG_RL_DIGEST_LEN], char buf[MG_RL_REDIS_KEY_SIZE])
+{
+    char *p = buf;
+    size_t i;
+
+    memcpy(p, "mg:rl:{", 7);
+    p = hex(tag, 8, p + 7);
+    *p++ = '}';
+    *p++ = ':';
+    /* The kind is only a readable label (the digest is the identity): keep
+     * it to [a-z0-9_], so that it can never contain a brace. */
+    for (i = 0; kind[i] && i < 16; i++) {
+        char ch = kind[i];
+        *p++ = ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')) ? ch : '_';
+    }
+    *p++ = ':';
+    p = hex(digest, MG_RL_DIGEST_LEN, p);
+    *p = '\0';
+    return (size_t)(p - buf);
 }
 
 int
 mg_rl_redis_key(const char *scope, const mg_rl_key_t *key, char *buf, size_t size)
 {
     uint8_t tag[8], dig[MG_RL_DIGEST_LEN];
-    char taghex[17], dighex[2 * MG_RL_DIGEST_LEN + 1], kind[17];
-    size_t i;
-    int n;
+    char tmp[MG_RL_REDIS_KEY_SIZE];
+    size_t n;
 
     if (scope == NULL)
         scope = "";
-    if (!key_valid(key) || !sha256_fields("mg-rl-scope-v1", scope, NULL, tag, sizeof(tag)) ||
+    if (!key_valid(key) || !mg_rl_scope_tag(scope, tag) ||
         !sha256_fields("mg-rl-bucket-v1", scope, key, dig, sizeof(dig)))
         return -1;
-    hex(tag, sizeof(tag), taghex);
-    hex(dig, sizeof(dig), dighex);
-    /* The kind is only a readable label (the digest is the identity): keep
-     * it to [a-z0-9_], so that it can never contain a brace. */
-    for (i = 0; key->kind[i] && i < sizeof(kind) - 1; i++) {
-        char ch = key->kind[i];
-        kind[i] = ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')) ? ch : '_';
-    }
-    kind[i] = '\0';
-    n = snprintf(buf, size, "mg:rl:{%s}:%s:%s", taghex, kind, dighex);
-    if (n < 0 || (size_t)n >= size)
+    n = mg_rl_format_redis_key(tag, key->kind, dig, tmp);
+    if (n >= size)
         return -1;
-    return n;
+    memcpy(buf, tmp, n + 1);
+    return (int)n;
+}
+
+int
+mg_rl_key_resolve(const char *scope, const mg_rl_key_t *key, mg_rl_resolved_t *out)
+{
+    uint8_t tag[8];
+    size_t n;
+
+    memset(out, 0, sizeof(*out));
+    if (scope == NULL)
+        scope = "";
+    if (!key_valid(key) || !mg_rl_scope_tag(scope, tag) ||
+        !sha256_fields("mg-rl-bucket-v1", scope, key, out->digest, sizeof(out->digest)))
+        return -1;
+    n = mg_rl_format_redis_key(tag, key->kind, out->digest, out->redis_key);
+    out->redis_key_len = (uint8_t)n;
+    out->emission_interval_us = key->emission_interval_us;
+    out->burst = key->burst;
+    return 0;
 }
 
 /* ---- GCRA ---- */

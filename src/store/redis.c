@@ -50,7 +50,8 @@ struct cmd {
     mg_redis_err_t fail; /* != OK: deliver this from the timer (fail fast) */
     bool done;           /* answered (or abandoned): hiredis' callback only frees */
     bool in_hiredis;     /* hiredis owes one callback with this privdata */
-    /* CMD_SCRIPT: argv[0] and argv[1] are borrowed (verb, sha or source) */
+    /* CMD_SCRIPT: argv[0] and argv[1] are borrowed (verb, sha or source); argv is one
+     * allocation that also holds argvlen and copies of the other arguments. */
     const mg_redis_script_t *script;
     bool retried;
     int argc;
@@ -184,12 +185,7 @@ cmd_free(cmd_t *cmd)
 {
     if (cmd->timer)
         event_free(cmd->timer);
-    if (cmd->argv) {
-        for (int i = 2; i < cmd->argc; i++)
-            free((char *)cmd->argv[i]);
-        free(cmd->argv);
-    }
-    free(cmd->argvlen);
+    free(cmd->argv); /* argvlen and the copied arguments live in the same block */
     free(cmd);
 }
 
@@ -246,11 +242,58 @@ cmd_detach(cmd_t *cmd, void **arg)
     return cb;
 }
 
+/* <v> in decimal at <p>; returns the end. */
+static char *
+put_dec(char *p, size_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* The command as a RESP array of bulk strings, the bytes redisFormatCommandArgv would
+ * produce, but written here without its printf-style formatting: a rate-limited request
+ * sends one command. */
 static int
 cmd_send(mg_redis_t *c, cmd_t *cmd, int argc, const char **argv, const size_t *argvlen)
 {
-    if (c->ac == NULL ||
-        redisAsyncCommandArgv(c->ac, on_reply, cmd, argc, argv, argvlen) != REDIS_OK)
+    char stack[1024], *buf = stack, *p;
+    size_t need = 1 + 20 + 2;
+    int rc;
+
+    if (c->ac == NULL || argc < 1)
+        return -1;
+    for (int i = 0; i < argc; i++)
+        need += 1 + 20 + 2 + (argvlen ? argvlen[i] : strlen(argv[i])) + 2;
+    if (need > sizeof(stack) && (buf = malloc(need)) == NULL)
+        return -1;
+    p = buf;
+    *p++ = '*';
+    p = put_dec(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+        *p++ = '$';
+        p = put_dec(p, len);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    rc = redisAsyncFormattedCommand(c->ac, on_reply, cmd, buf, (size_t)(p - buf));
+    if (buf != stack)
+        free(buf);
+    if (rc != REDIS_OK)
         return -1;
     cmd->in_hiredis = true;
     cmd->gen = c->gen;
@@ -742,7 +785,9 @@ mg_redis_evalsha(mg_redis_t *c, const mg_redis_script_t *s, int nkeys, const cha
     cmd_t *cmd = NULL;
     void *unused;
     char nk[16];
-    int argc = 3 + nkeys + nargs, i, k = 3;
+    int argc = 3 + nkeys + nargs, i;
+    size_t total, len;
+    char *p;
 
     if (c->freeing || s == NULL || nkeys < 0 || nargs < 0)
         return -1;
@@ -750,26 +795,37 @@ mg_redis_evalsha(mg_redis_t *c, const mg_redis_script_t *s, int nkeys, const cha
     if (cmd == NULL)
         return -1;
     cmd->script = s;
-    /* Kept for the NOSCRIPT retry. */
-    cmd->argv = calloc((size_t)argc, sizeof(*cmd->argv));
-    cmd->argvlen = calloc((size_t)argc, sizeof(*cmd->argvlen));
-    if (cmd->argv == NULL || cmd->argvlen == NULL)
-        goto fail;
-    cmd->argv[0] = "EVALSHA";
-    cmd->argv[1] = s->sha;
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    cmd->argc = 2;
-    if ((cmd->argv[2] = strdup(nk)) == NULL)
-        goto fail;
-    cmd->argc = 3;
-    for (i = 0; i < nkeys + nargs; i++) {
-        const char *src = i < nkeys ? keys[i] : args[i - nkeys];
-        if ((cmd->argv[k] = strdup(src)) == NULL)
-            goto fail;
-        cmd->argc = ++k;
+    /* Kept for the NOSCRIPT retry, in one block: the vectors, then the copies of
+     * the key count, keys and arguments (one allocation per call, not one per string). */
+    len = 0;
+    for (int v = nkeys; len == 0 || v > 0; v /= 10)
+        nk[len++] = (char)('0' + v % 10);
+    for (size_t a = 0, b = len - 1; a < b; a++, b--) {
+        char t = nk[a];
+        nk[a] = nk[b];
+        nk[b] = t;
     }
-    for (i = 0; i < argc; i++)
-        cmd->argvlen[i] = strlen(cmd->argv[i]);
+    nk[len] = '\0';
+    total = (size_t)argc * (sizeof(*cmd->argv) + sizeof(*cmd->argvlen)) + len + 1;
+    for (i = 0; i < nkeys + nargs; i++)
+        total += strlen(i < nkeys ? keys[i] : args[i - nkeys]) + 1;
+    if ((cmd->argv = malloc(total)) == NULL)
+        goto fail;
+    cmd->argvlen = (size_t *)(cmd->argv + argc);
+    p = (char *)(cmd->argvlen + argc);
+    cmd->argv[0] = "EVALSHA";
+    cmd->argvlen[0] = 7;
+    cmd->argv[1] = s->sha;
+    cmd->argvlen[1] = strlen(s->sha);
+    for (i = 2; i < argc; i++) {
+        const char *src = i == 2 ? nk : i - 3 < nkeys ? keys[i - 3] : args[i - 3 - nkeys];
+        len = strlen(src);
+        memcpy(p, src, len + 1);
+        cmd->argv[i] = p;
+        cmd->argvlen[i] = len;
+        p += len + 1;
+    }
+    cmd->argc = argc;
     cmd_launch(c, cmd, argc, cmd->argv, cmd->argvlen);
     return 0;
 fail:

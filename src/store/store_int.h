@@ -27,7 +27,7 @@ void mg_redis_script_add(mg_redis_t *c, mg_redis_script_t *s);
 extern const char mg_rl_gcra_lua[];
 
 /* ---- ratelimit.c / ratelimit_local.c ---- */
-#define MG_RL_DIGEST_LEN 16
+#define MG_RL_DIGEST_LEN MG_RL_ID_DIGEST_LEN
 
 /* A bucket, resolved: what both the Redis and the in-process limiter use. */
 typedef struct mg_rl_bucket {
@@ -36,9 +36,20 @@ typedef struct mg_rl_bucket {
     uint32_t burst;
 } mg_rl_bucket_t;
 
-/* Validate and resolve keys; false if invalid (result is then filled as INVALID). */
+/* Validate and resolve keys; false if invalid (result is then filled as INVALID).
+ * A key's valid ->resolved is used as is. */
 bool mg_rl_resolve(const char *scope, const mg_rl_key_t *keys, size_t n, mg_rl_bucket_t *out,
                    mg_rl_result_t *result);
+/* The Redis Cluster hash tag of <scope> (NULL = ""): SHA-256("mg-rl-scope-v1", scope)
+ * truncated to 8 bytes, shared by every key of a check. False on a digest failure. */
+bool mg_rl_scope_tag(const char *scope, uint8_t tag[8]);
+/* The Redis key of a resolved bucket (mg_rl_redis_key's form) into <buf>; its length. */
+size_t mg_rl_format_redis_key(const uint8_t tag[8], const char *kind,
+                              const uint8_t digest[MG_RL_DIGEST_LEN],
+                              char buf[MG_RL_REDIS_KEY_SIZE]);
+/* A resolution usable for <key>: key->resolved when it was made for the same interval and
+ * burst, else NULL. */
+const mg_rl_resolved_t *mg_rl_key_resolved(const mg_rl_key_t *key);
 mg_rl_decision_t mg_rl_local_check_buckets(mg_rl_local_t *l, const mg_rl_bucket_t *b, size_t n,
                                            uint64_t now_us, mg_rl_result_t *result);
 uint64_t mg_rl_now_us(void); /* CLOCK_MONOTONIC */

@@ -564,6 +564,370 @@ test_find_header(void)
     MG_CHECK(mg_http_find_header(req.headers, req.nheaders, "HOST") == &req.headers[0]);
 }
 
+/* ---- byte classes, word boundaries, long values ----
+ *
+ * The head parsers check field values eight bytes at a time and names and
+ * targets through a byte-class table; these tests pin the classes byte by
+ * byte (against the RFC 9110 definitions written out again here), at every
+ * offset of a value, and on exact-size heap copies so that a sanitizer build
+ * sees any read past the end. */
+
+static bool
+ref_tchar(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool
+ref_field_byte(int c)
+{
+    return c == '\t' || c == ' ' || (c >= 0x21 && c != 0x7F);
+}
+
+/* Parses <s>[0..n) as a request from an exact-size copy; *copy is the copy
+ * (the parsed pointers point into it), freed by the caller. */
+static int
+parse_req_copy(const char *s, size_t n, char **copy, const char **why)
+{
+    *copy = malloc(n ? n : 1);
+    if (*copy == NULL)
+        return 1; /* never a parser result for these inputs */
+    memcpy(*copy, s, n);
+    *why = NULL;
+    return mg_http_parse_request_head(*copy, n, &req, why);
+}
+
+static int
+parse_resp_copy(const char *s, size_t n, char **copy, const char **why)
+{
+    *copy = malloc(n ? n : 1);
+    if (*copy == NULL)
+        return 1;
+    memcpy(*copy, s, n);
+    *why = NULL;
+    return mg_http_parse_response_head(*copy, n, &resp, why);
+}
+
+static void
+test_field_name_bytes(void)
+{
+    for (int c = 0; c < 256; c++) {
+        char buf[128], *copy = NULL;
+        const char *why = NULL, *ewhy = NULL;
+        size_t n = (size_t)snprintf(buf, sizeof(buf), "%s%sX?Y: v\r\n\r\n", RL, HOST);
+        int got, expect = -400;
+
+        buf[sizeof(RL HOST "X") - 1] = (char)c; /* the '?' */
+        if (ref_tchar(c) || c == ':')
+            expect = (int)n;
+        else if (c == ' ' || c == '\t')
+            ewhy = "whitespace before ':' in header field";
+        else if (c == '\r' || c == '\n')
+            ewhy = "bare CR or LF in header section";
+        else
+            ewhy = "invalid character in header field name";
+        got = parse_req_copy(buf, n, &copy, &why);
+        if (got != expect)
+            printf("# byte 0x%02x\n", c);
+        MG_CHECK_INT(got, expect);
+        if (ewhy != NULL)
+            MG_CHECK_STR(why, ewhy);
+        else if (got == expect)
+            MG_CHECK_INT(req.headers[1].name_len, c == ':' ? 1 : 3);
+        free(copy);
+    }
+}
+
+/* Every byte value at every offset of a 41-byte value: the offsets cover
+ * both word loops, the byte loop after a flagged word and the tail. */
+static void
+test_field_value_bytes(void)
+{
+    enum { VLEN = 41 };
+    for (int c = 0; c < 256; c++) {
+        for (size_t pos = 0; pos < VLEN; pos++) {
+            char buf[256], *copy = NULL;
+            const char *why = NULL, *ewhy = NULL;
+            size_t o = (size_t)snprintf(buf, sizeof(buf), "%s%sX-V: ", RL, HOST), v = o, n;
+            int got, expect = -400;
+
+            memset(buf + o, 'a', VLEN);
+            buf[o + pos] = (char)c;
+            o += VLEN;
+            memcpy(buf + o, "\r\n\r\n", 4);
+            n = o + 4;
+            if (ref_field_byte(c))
+                expect = (int)n;
+            else if (c == '\r' || c == '\n')
+                ewhy = "bare CR or LF in header section";
+            else if (c == 0)
+                ewhy = "NUL in header field value";
+            else
+                ewhy = "control character in header field value";
+            got = parse_req_copy(buf, n, &copy, &why);
+            if (got != expect)
+                printf("# byte 0x%02x at %zu\n", c, pos);
+            MG_CHECK_INT(got, expect);
+            if (ewhy != NULL) {
+                MG_CHECK_STR(why, ewhy);
+            } else if (got == expect) {
+                /* OWS at either end is not part of the value. */
+                bool trim = (c == ' ' || c == '\t') && (pos == 0 || pos == VLEN - 1);
+                const mg_http_header_t *h = &req.headers[1];
+                MG_CHECK_INT(h->value_len, trim ? VLEN - 1 : VLEN);
+                MG_CHECK(h->value == copy + v + (trim && pos == 0 ? 1 : 0));
+            }
+            free(copy);
+        }
+    }
+}
+
+static void
+test_request_line_bytes(void)
+{
+    for (int c = 0; c < 256; c++) {
+        char m[64], t[64], *copy = NULL;
+        const char *why = NULL, *ewhy = NULL;
+        int nm = snprintf(m, sizeof(m), "G?T / HTTP/1.1\r\n" HOST END);
+        int nt = snprintf(t, sizeof(t), "GET /? HTTP/1.1\r\n" HOST END);
+        int got, expect = -400;
+
+        m[1] = (char)c;
+        t[5] = (char)c;
+        /* The method. */
+        if (ref_tchar(c))
+            expect = nm;
+        else if (c == ' ')
+            ewhy = "malformed HTTP version"; /* "G" "T" "/ HTTP/1.1" */
+        else if (c == '\r' || c == '\n')
+            ewhy = "bare CR or LF in request line";
+        else
+            ewhy = "invalid character in request method";
+        got = parse_req_copy(m, (size_t)nm, &copy, &why);
+        if (got != expect)
+            printf("# method byte 0x%02x\n", c);
+        MG_CHECK_INT(got, expect);
+        if (ewhy != NULL)
+            MG_CHECK_STR(why, ewhy);
+        else if (got == expect)
+            MG_CHECK(req.method == (c == 'E' ? MG_HTTP_GET : MG_HTTP_OTHER) && req.method_len == 3);
+        free(copy);
+        /* The request-target: VCHAR only. */
+        expect = -400;
+        ewhy = NULL;
+        if (c >= 0x21 && c <= 0x7E)
+            expect = nt;
+        else if (c == ' ')
+            ewhy = "malformed HTTP version";
+        else if (c == '\r' || c == '\n')
+            ewhy = "bare CR or LF in request line";
+        else
+            ewhy = "invalid character in request-target";
+        got = parse_req_copy(t, (size_t)nt, &copy, &why);
+        if (got != expect)
+            printf("# target byte 0x%02x\n", c);
+        MG_CHECK_INT(got, expect);
+        if (ewhy != NULL)
+            MG_CHECK_STR(why, ewhy);
+        else if (got == expect)
+            MG_CHECK(req.target_len == 2 && req.target == copy + 4);
+        free(copy);
+    }
+}
+
+static void
+test_reason_phrase_bytes(void)
+{
+    for (int c = 0; c < 256; c++) {
+        char buf[64], *copy = NULL;
+        const char *why = NULL, *ewhy = NULL;
+        int n = snprintf(buf, sizeof(buf), "HTTP/1.1 200 O?K\r\nX: y\r\n\r\n");
+        int got, expect = -502;
+
+        buf[14] = (char)c;
+        if (ref_field_byte(c))
+            expect = n;
+        else if (c == '\r' || c == '\n')
+            ewhy = "bare CR or LF in status line";
+        else
+            ewhy = "control character in reason phrase";
+        got = parse_resp_copy(buf, (size_t)n, &copy, &why);
+        if (got != expect)
+            printf("# byte 0x%02x\n", c);
+        MG_CHECK_INT(got, expect);
+        if (ewhy != NULL)
+            MG_CHECK_STR(why, ewhy);
+        else if (got == expect)
+            MG_CHECK(resp.status == 200 && resp.nheaders == 1);
+        free(copy);
+    }
+}
+
+/* Which error wins is unchanged: a line's end is judged before its bytes, an
+ * earlier line before a later one, and an unfinished line is not judged. */
+static void
+test_field_error_order(void)
+{
+    static const row_t t[] = {
+        R(RL HOST "X: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\0b\nc\r\n" END, -400,
+          "bare CR or LF in header section"),
+        R(RL HOST "X: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\0b\r\nY: \n\r\n" END, -400,
+          "NUL in header field value"),
+        R(RL HOST "X: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x7f\rb\r\n" END, -400,
+          "bare CR or LF in header section"),
+        R(RL HOST "X(: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nb\r\n" END, -400,
+          "bare CR or LF in header section"),
+        R(RL HOST "X: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\0b", 0, NULL),
+        R(RL HOST "X: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x01", 0, NULL),
+        R(RL HOST "X(: a", 0, NULL),
+        R(RL HOST "X: a\r", 0, NULL),
+        R(RL HOST "X: a\r\n", 0, NULL),
+        R(RL HOST "X: a\r\n\r", 0, NULL),
+        R(RL HOST "X:", 0, NULL),
+        R(RL HOST "X", 0, NULL),
+        R(RL "Host: gw.example\r\nX: a\0\r\n", -400, "NUL in header field value"),
+        R("GET / HTTP/1.1", 0, NULL),
+        R("GET / HTTP/1.1\r", 0, NULL),
+        R("GET / HTTP/1.1\rX", -400, "bare CR or LF in request line"),
+        R("GET / HTTP/1.1\r\r\n", -400, "bare CR or LF in request line"),
+        R("GET / HTTP/1.1\x01\r\n", -400, "malformed HTTP version"),
+        R("GET / HTTP/1.1X\r\n", -400, "malformed HTTP version"),
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char *copy = NULL;
+        const char *why = NULL;
+        int got = parse_req_copy(t[i].raw, t[i].len, &copy, &why);
+        if (got != t[i].expect)
+            printf("# row %zu\n", i);
+        MG_CHECK_INT(got, t[i].expect);
+        if (t[i].why != NULL)
+            MG_CHECK_STR(why, t[i].why);
+        free(copy);
+    }
+}
+
+static void
+test_status_line_ends(void)
+{
+    static const row_t t[] = {
+        R("HTTP/1.1 200 OK", 0, NULL),
+        R("HTTP/1.1 200 OK\r", 0, NULL),
+        R("HTTP/1.1 200 OK\rX", -502, "bare CR or LF in status line"),
+        R("HTTP/1.1 200 OK\n", -502, "bare CR or LF in status line"),
+        R("HTTP/1.1 200 OK\x01\rX", -502, "bare CR or LF in status line"),
+        R("HTTP/1.1 200 OK\x01\r\n\r\n", -502, "control character in reason phrase"),
+        R("HTTP/1.1 200 OK, a long reason phrase of several words\x7f\r\n\r\n", -502,
+          "control character in reason phrase"),
+        R("HTTP/1.1 200 \xc3\xa9t\xc3\xa9 \t\r\n\r\n", OK, NULL),
+        R("HTTP/1.1 2000\r\n\r\n", -502, "malformed status code"),
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char *copy = NULL;
+        const char *why = NULL;
+        int expect = t[i].expect == OK ? (int)t[i].len : t[i].expect;
+        int got = parse_resp_copy(t[i].raw, t[i].len, &copy, &why);
+        if (got != expect)
+            printf("# row %zu\n", i);
+        MG_CHECK_INT(got, expect);
+        if (t[i].why != NULL)
+            MG_CHECK_STR(why, t[i].why);
+        free(copy);
+    }
+}
+
+/* A bearer token of the usual size and an 8 KiB value of VCHAR, obs-text,
+ * HTAB and SP: parsed whole, and incomplete at every shorter length. */
+static void
+test_long_values(void)
+{
+    static char buf[16384];
+    static const char chars[] = "aZ09-._~+/=\t \x80\xc3\xa9\xff";
+    size_t o = (size_t)snprintf(buf, sizeof(buf),
+                                "POST /mcp HTTP/1.1\r\nHost: a\r\n"
+                                "Authorization: Bearer ");
+    size_t tok = o, big, n;
+    char *copy = NULL;
+    const char *why = NULL;
+    int got;
+
+    for (size_t i = 0; i < 640; i++)
+        buf[o++] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."[i * 7 % 65];
+    o += (size_t)snprintf(buf + o, sizeof(buf) - o, " \t\r\nX-Big:\t ");
+    big = o;
+    for (size_t i = 0; i < 8192; i++)
+        buf[o++] = chars[i * 5 % (sizeof(chars) - 1)];
+    buf[big] = 'v'; /* neither end of the value is OWS */
+    buf[o - 1] = 'w';
+    o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\r\nContent-Length: 3\r\n\r\n");
+    n = o;
+
+    got = parse_req_copy(buf, n, &copy, &why);
+    MG_CHECK_INT(got, n);
+    MG_CHECK_INT(req.nheaders, 4);
+    MG_CHECK(req.headers[1].value == copy + tok - 7 && req.headers[1].value_len == 647);
+    MG_CHECK(req.headers[2].value == copy + big && req.headers[2].value_len == 8192);
+    MG_CHECK_INT(req.content_length, 3);
+    free(copy);
+    for (size_t k = 0; k < n; k += (k < 800 ? 1 : 37)) {
+        got = parse_req_copy(buf, k, &copy, &why);
+        if (got != 0)
+            printf("# prefix %zu\n", k);
+        MG_CHECK_INT(got, 0);
+        free(copy);
+    }
+    /* One control byte deep inside the big value. */
+    buf[big + 5000] = '\x1f';
+    MG_CHECK_INT(parse_req_copy(buf, n, &copy, &why), -400);
+    MG_CHECK_STR(why, "control character in header field value");
+    free(copy);
+}
+
+/* The fields the parser acts on are recognised by length and name, in any
+ * case; a name of the same length that differs is an ordinary field. */
+static void
+test_field_kinds(void)
+{
+    static const row_t t[] = {
+        R(RL "Hosx: a\r\n" END, -400, "missing Host"),
+        R(RL "hOsT: a\r\n" END, OK, NULL),
+        R(PL HOST "Content-Lengtx: x\r\n" END, OK, NULL),
+        R(PL HOST "Content_Length: x\r\n" END, OK, NULL),
+        R(PL HOST "Transfer-Encodinx: gzip\r\n" END, OK, NULL),
+        R(PL HOST "tRANSFER-eNCODING: gzip\r\n" END, -400,
+          "unsupported Transfer-Encoding (only \"chunked\" is accepted)"),
+        R(RL HOST "Authorizatiox: a\r\nAuthorization: b\r\n" END, OK, NULL),
+        R(RL HOST "AUTHORIZATION: a\r\nAuthorization: b\r\n" END, -400, "duplicate Authorization"),
+        R(RL HOST "Expecx: nope\r\n" END, OK, NULL),
+        R(RL HOST "EXPECT: nope\r\n" END, -400, "unsupported Expect"),
+        R(PL HOST "CONTENT-LENGTH: x\r\n" END, -400, "invalid Content-Length"),
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char *copy = NULL;
+        const char *why = NULL;
+        int expect = t[i].expect == OK ? (int)t[i].len : t[i].expect;
+        int got = parse_req_copy(t[i].raw, t[i].len, &copy, &why);
+        if (got != expect)
+            printf("# row %zu\n", i);
+        MG_CHECK_INT(got, expect);
+        if (t[i].why != NULL)
+            MG_CHECK_STR(why, t[i].why);
+        if (got > 0)
+            MG_CHECK(!req.chunked && req.content_length == -1 && req.keep_alive);
+        free(copy);
+    }
+    MG_CHECK_INT(mg_http_parse_request_head(RL HOST "CONNECTION: Close\r\n" END,
+                                            sizeof(RL HOST "CONNECTION: Close\r\n" END) - 1, &req,
+                                            NULL),
+                 sizeof(RL HOST "CONNECTION: Close\r\n" END) - 1);
+    MG_CHECK(!req.keep_alive);
+    MG_CHECK_INT(mg_http_parse_request_head(RL HOST "Connectiox: close\r\n" END,
+                                            sizeof(RL HOST "Connectiox: close\r\n" END) - 1, &req,
+                                            NULL),
+                 sizeof(RL HOST "Connectiox: close\r\n" END) - 1);
+    MG_CHECK(req.keep_alive);
+}
+
 /* ---- chunked decoder ---- */
 
 typedef struct decoded {
@@ -1164,6 +1528,14 @@ main(void)
     MG_RUN(test_hop_by_hop);
     MG_RUN(test_connection_lists);
     MG_RUN(test_find_header);
+    MG_RUN(test_field_name_bytes);
+    MG_RUN(test_field_value_bytes);
+    MG_RUN(test_request_line_bytes);
+    MG_RUN(test_reason_phrase_bytes);
+    MG_RUN(test_field_error_order);
+    MG_RUN(test_status_line_ends);
+    MG_RUN(test_long_values);
+    MG_RUN(test_field_kinds);
     MG_RUN(test_chunked_all_at_once);
     MG_RUN(test_chunked_byte_at_a_time);
     MG_RUN(test_chunked_every_split_point);

@@ -209,6 +209,66 @@ test_peek_header(void)
     free(badkid);
 }
 
+static int memo_frees;
+
+static void
+count_memo_free(void *p)
+{
+    memo_frees++;
+    free(p);
+}
+
+/* A hit shares the entry (mg_jwt_claims_ref), so what a consumer derives from it (the memo)
+ * is kept for the token's next request, belongs to that token only, and is freed once, by
+ * whoever drops the last reference. */
+static void
+test_cache_claims_shared(void)
+{
+    mg_token_cache_t *c = mg_token_cache_new(1, 300);
+    const mg_jwt_claims_t *a = NULL, *a2 = NULL, *b = NULL;
+    mg_jwt_claims_t *held, *copy;
+    char *ta = token("alice", T_NOW + 600), *tb = token("bob", T_NOW + 600);
+
+    memo_frees = 0;
+    MG_CHECK_INT(cv(c, ta, T_NOW, &a), MG_JWT_OK);
+    held = mg_jwt_claims_ref(a);
+    MG_CHECK(held == a && held->refs == 1 && held->memo == NULL);
+    held->memo = strdup("alice's derived values");
+    held->memo_free = count_memo_free;
+    /* The next request with the same token finds the memo. */
+    MG_CHECK_INT(cv(c, ta, T_NOW + 1, &a2), MG_JWT_OK);
+    MG_CHECK(a2 == held);
+    MG_CHECK_STR((const char *)a2->memo, "alice's derived values");
+    /* A copy is the claims alone. */
+    copy = mg_jwt_claims_dup(a2);
+    MG_CHECK(copy != NULL && copy->memo == NULL && copy->memo_free == NULL && copy->refs == 0);
+    MG_CHECK_STR(copy->sub, "alice");
+    mg_jwt_claims_free(copy);
+    MG_CHECK_INT(memo_frees, 0);
+    /* Another token never sees it; it evicts alice's entry (capacity 1), whose claims and
+     * memo stay alive for the holder. */
+    MG_CHECK_INT(cv(c, tb, T_NOW + 2, &b), MG_JWT_OK);
+    MG_CHECK(b != held && b->memo == NULL);
+    MG_CHECK_STR(b->sub, "bob");
+    MG_CHECK_INT(memo_frees, 0);
+    MG_CHECK_STR(held->sub, "alice");
+    MG_CHECK_STR((const char *)held->memo, "alice's derived values");
+    /* Alice again: verified anew, a fresh entry without the old memo. */
+    MG_CHECK_INT(cv(c, ta, T_NOW + 3, &a2), MG_JWT_OK);
+    MG_CHECK(a2 != held && a2->memo == NULL);
+    mg_jwt_claims_free(held);
+    MG_CHECK_INT(memo_frees, 1);
+    /* The cache's own reference: freeing the cache frees a memo set on an entry. */
+    mg_jwt_claims_ref(a2)->memo = strdup("x");
+    ((mg_jwt_claims_t *)a2)->memo_free = count_memo_free;
+    mg_jwt_claims_free((mg_jwt_claims_t *)a2); /* the holder's reference */
+    MG_CHECK_INT(memo_frees, 1);
+    mg_token_cache_free(c);
+    MG_CHECK_INT(memo_frees, 2);
+    free(ta);
+    free(tb);
+}
+
 int
 main(void)
 {
@@ -229,6 +289,7 @@ main(void)
     MG_RUN(test_cache_lru_eviction);
     MG_RUN(test_cache_route_checks);
     MG_RUN(test_peek_header);
+    MG_RUN(test_cache_claims_shared);
 
     mg_jwt_issuer_free(issuer);
     tkey_free(&ec);

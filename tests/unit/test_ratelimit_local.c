@@ -16,7 +16,7 @@ static void
 test_ten_per_minute_burst_five(void)
 {
     mg_rl_local_t *l = mg_rl_local_new(0);
-    mg_rl_key_t k = {"subject", "iss\nalice", mg_rl_interval_us(10, 60000), 5};
+    mg_rl_key_t k = {"subject", "iss\nalice", mg_rl_interval_us(10, 60000), 5, NULL};
     mg_rl_result_t r;
     int allowed = 0;
 
@@ -58,7 +58,7 @@ static void
 test_n_of_n_plus_k(void)
 {
     mg_rl_local_t *l = mg_rl_local_new(0);
-    mg_rl_key_t k = {"client", "app", mg_rl_interval_us(10, 60000), 10};
+    mg_rl_key_t k = {"client", "app", mg_rl_interval_us(10, 60000), 10, NULL};
     mg_rl_result_t r;
     int allowed = 0;
 
@@ -74,7 +74,8 @@ static void
 test_all_or_nothing(void)
 {
     mg_rl_local_t *l = mg_rl_local_new(0);
-    mg_rl_key_t ks[2] = {{"subject", "alice", 60 * SEC, 5}, {"tool", "alice\nsearch", 60 * SEC, 2}};
+    mg_rl_key_t ks[2] = {{"subject", "alice", 60 * SEC, 5, NULL},
+                         {"tool", "alice\nsearch", 60 * SEC, 2, NULL}};
     mg_rl_result_t r;
     int allowed = 0;
 
@@ -90,7 +91,8 @@ test_all_or_nothing(void)
         allowed += mg_rl_local_check_at(l, "r", ks, 1, T0, &r) == MG_RL_ALLOWED;
     MG_CHECK_INT(allowed, 3);
     /* Most restrictive when allowed: the one with the fewest remaining. */
-    mg_rl_key_t two[2] = {{"subject", "bob", 60 * SEC, 10}, {"client", "x", 60 * SEC, 3}};
+    mg_rl_key_t two[2] = {{"subject", "bob", 60 * SEC, 10, NULL},
+                          {"client", "x", 60 * SEC, 3, NULL}};
     MG_CHECK_INT(mg_rl_local_check_at(l, "r", two, 2, T0, &r), MG_RL_ALLOWED);
     MG_CHECK_INT(r.index, 1);
     MG_CHECK_INT(r.remaining, 2);
@@ -102,8 +104,8 @@ static void
 test_scopes_and_params_are_separate_buckets(void)
 {
     mg_rl_local_t *l = mg_rl_local_new(0);
-    mg_rl_key_t a = {"subject", "alice", 60 * SEC, 1};
-    mg_rl_key_t b = {"subject", "alice", 30 * SEC, 1};
+    mg_rl_key_t a = {"subject", "alice", 60 * SEC, 1, NULL};
+    mg_rl_key_t b = {"subject", "alice", 30 * SEC, 1, NULL};
     mg_rl_result_t r;
 
     MG_CHECK_INT(mg_rl_local_check_at(l, "r1", &a, 1, T0, &r), MG_RL_ALLOWED);
@@ -122,7 +124,7 @@ test_invalid(void)
     mg_rl_result_t r;
 
     for (size_t i = 0; i < MG_RL_MAX_KEYS + 1; i++)
-        ks[i] = (mg_rl_key_t){"subject", "a", SEC, 1};
+        ks[i] = (mg_rl_key_t){"subject", "a", SEC, 1, NULL};
     MG_CHECK_INT(mg_rl_local_check_at(l, "", ks, 0, T0, &r), MG_RL_INVALID);
     MG_CHECK_INT(mg_rl_local_check_at(l, "", ks, MG_RL_MAX_KEYS + 1, T0, &r), MG_RL_INVALID);
     ks[0].burst = 0;
@@ -150,17 +152,17 @@ test_eviction_bounded(void)
 
     for (int i = 0; i < 50; i++) {
         snprintf(id, sizeof(id), "id%d", i);
-        mg_rl_key_t k = {"subject", id, SEC, 3};
+        mg_rl_key_t k = {"subject", id, SEC, 3, NULL};
         MG_CHECK_INT(mg_rl_local_check_at(l, "", &k, 1, T0, &r), MG_RL_ALLOWED);
         MG_CHECK(mg_rl_local_size(l) <= 8);
     }
     /* A bucket in debt survives while stale ones are dropped first. */
-    mg_rl_key_t hot = {"subject", "hot", 100 * SEC, 2};
+    mg_rl_key_t hot = {"subject", "hot", 100 * SEC, 2, NULL};
     MG_CHECK_INT(mg_rl_local_check_at(l, "", &hot, 1, T0, &r), MG_RL_ALLOWED);
     MG_CHECK_INT(mg_rl_local_check_at(l, "", &hot, 1, T0, &r), MG_RL_ALLOWED);
     for (int i = 0; i < 20; i++) {
         snprintf(id, sizeof(id), "later%d", i);
-        mg_rl_key_t k = {"subject", id, SEC, 3};
+        mg_rl_key_t k = {"subject", id, SEC, 3, NULL};
         mg_rl_local_check_at(l, "", &k, 1, T0 + 10 * SEC, &r);
     }
     MG_CHECK_INT(mg_rl_local_check_at(l, "", &hot, 1, T0 + 10 * SEC, &r), MG_RL_LIMITED);
@@ -177,7 +179,8 @@ static void *
 hammer(void *p)
 {
     struct thread_arg *a = p;
-    mg_rl_key_t ks[2] = {{"subject", "shared", 3600 * SEC, 100}, {"route", "r", 3600 * SEC, 1000}};
+    mg_rl_key_t ks[2] = {{"subject", "shared", 3600 * SEC, 100, NULL},
+                         {"route", "r", 3600 * SEC, 1000, NULL}};
     mg_rl_result_t r;
 
     for (int i = 0; i < 2000; i++)
@@ -209,8 +212,8 @@ test_threads_exact(void)
 static void
 test_redis_key_layout(void)
 {
-    mg_rl_key_t a = {"subject", "alice", SEC, 1}, b = {"tool", "alice\nsearch", SEC, 1};
-    mg_rl_key_t evil = {"x}{y", "a", SEC, 1};
+    mg_rl_key_t a = {"subject", "alice", SEC, 1, NULL}, b = {"tool", "alice\nsearch", SEC, 1, NULL};
+    mg_rl_key_t evil = {"x}{y", "a", SEC, 1, NULL};
     char ka[96], kb[96], kc[96], ke[96];
 
     MG_CHECK(mg_rl_redis_key("route1", &a, ka, sizeof(ka)) > 0);

@@ -341,7 +341,7 @@ static void
 test_ten_per_minute_burst_five(void)
 {
     mg_redis_conf_t conf = conf_for(port_main, MG_REDIS_FAIL_DENY);
-    mg_rl_key_t k = {"subject", "iss\nalice", mg_rl_interval_us(10, 60000), 5};
+    mg_rl_key_t k = {"subject", "iss\nalice", mg_rl_interval_us(10, 60000), 5, NULL};
     env_t e;
     int allowed = 0;
 
@@ -375,7 +375,7 @@ static void
 test_n_of_n_plus_k(void)
 {
     mg_redis_conf_t conf = conf_for(port_main, MG_REDIS_FAIL_DENY);
-    mg_rl_key_t k = {"client", "app", mg_rl_interval_us(10, 60000), 10};
+    mg_rl_key_t k = {"client", "app", mg_rl_interval_us(10, 60000), 10, NULL};
     env_t e;
     int allowed = 0;
 
@@ -390,7 +390,7 @@ static void
 test_refill_timing(void)
 {
     mg_redis_conf_t conf = conf_for(port_main, MG_REDIS_FAIL_DENY);
-    mg_rl_key_t k = {"subject", "timing", mg_rl_interval_us(10, 1000), 2}; /* 10/s burst 2 */
+    mg_rl_key_t k = {"subject", "timing", mg_rl_interval_us(10, 1000), 2, NULL}; /* 10/s burst 2 */
     env_t e;
     mg_rl_result_t r;
 
@@ -410,7 +410,8 @@ static void
 test_all_or_nothing(void)
 {
     mg_redis_conf_t conf = conf_for(port_main, MG_REDIS_FAIL_DENY);
-    mg_rl_key_t ks[2] = {{"subject", "alice", 60 * SEC, 5}, {"tool", "alice\nsearch", 60 * SEC, 2}};
+    mg_rl_key_t ks[2] = {{"subject", "alice", 60 * SEC, 5, NULL},
+                         {"tool", "alice\nsearch", 60 * SEC, 2, NULL}};
     env_t e;
     int allowed = 0;
     mg_rl_result_t r;
@@ -435,8 +436,9 @@ static void
 test_local_matches_redis(void)
 {
     mg_redis_conf_t conf = conf_for(port_main, MG_REDIS_FAIL_DENY);
-    mg_rl_key_t ks[3] = {
-        {"subject", "s", 60 * SEC, 4}, {"client", "c", 60 * SEC, 6}, {"tool", "s\nt", 60 * SEC, 3}};
+    mg_rl_key_t ks[3] = {{"subject", "s", 60 * SEC, 4, NULL},
+                         {"client", "c", 60 * SEC, 6, NULL},
+                         {"tool", "s\nt", 60 * SEC, 3, NULL}};
     static const size_t use[] = {3, 1, 3, 2, 1, 3, 1, 2, 2, 3, 1, 1};
     mg_rl_local_t *l = mg_rl_local_new(0);
     env_t e;
@@ -475,7 +477,7 @@ worker_main(void *p)
 {
     struct worker *w = p;
     mg_redis_conf_t conf = conf_for(w->port, MG_REDIS_FAIL_DENY);
-    mg_rl_key_t k = {"subject", "global", 3600 * SEC, 20};
+    mg_rl_key_t k = {"subject", "global", 3600 * SEC, 20, NULL};
     env_t e;
 
     conf.timeout_ms = 2000; /* this test is about exactness, not latency */
@@ -511,7 +513,7 @@ static void
 test_script_flush_survived(void)
 {
     mg_redis_conf_t conf = conf_for(port_main, MG_REDIS_FAIL_DENY);
-    mg_rl_key_t k = {"subject", "flush", 60 * SEC, 10};
+    mg_rl_key_t k = {"subject", "flush", 60 * SEC, 10, NULL};
     mg_redis_stats_t st;
     env_t e;
 
@@ -569,7 +571,7 @@ one_policy(mg_redis_on_failure_t pol)
     int port = free_port();
     pid_t pid = start_redis(port, NULL, NULL);
     mg_redis_conf_t conf = conf_for(port, pol);
-    mg_rl_key_t k = {"subject", "pol", 60 * SEC, 1000};
+    mg_rl_key_t k = {"subject", "pol", 60 * SEC, 1000, NULL};
     mg_rl_counters_t *cnt;
     mg_redis_stats_t st;
     probe_t p;
@@ -666,7 +668,7 @@ test_auth_select_unix(void)
     char sock[128];
     pid_t pid;
     mg_redis_conf_t conf = {0};
-    mg_rl_key_t k = {"subject", "authed", 60 * SEC, 3};
+    mg_rl_key_t k = {"subject", "authed", 60 * SEC, 3, NULL};
     env_t e;
 
     snprintf(sock, sizeof(sock), "%s/redis-auth.sock", tmpdir);
@@ -708,7 +710,7 @@ static void
 test_no_server(void)
 {
     mg_redis_conf_t conf = conf_for(free_port(), MG_REDIS_FAIL_DENY);
-    mg_rl_key_t k = {"subject", "none", SEC, 1};
+    mg_rl_key_t k = {"subject", "none", SEC, 1, NULL};
     probe_t p;
     env_t e;
 
@@ -755,7 +757,7 @@ static void
 test_free_with_commands_in_flight(void)
 {
     mg_redis_conf_t conf = conf_for(port_main, MG_REDIS_FAIL_DENY);
-    mg_rl_key_t k = {"subject", "inflight", SEC, 1000};
+    mg_rl_key_t k = {"subject", "inflight", SEC, 1000, NULL};
     struct freer f1 = {0}, f2 = {0};
     const char *ping[] = {"PING"};
     probe_t p = {0};
