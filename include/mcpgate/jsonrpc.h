@@ -76,8 +76,11 @@ typedef struct mg_rpc_body {
     size_t n;
 } mg_rpc_body_t;
 
-/* Parse a POST body. jansson with JSON_REJECT_DUPLICATES, no NUL in strings,
- * at most MG_RPC_MAX_DEPTH levels. Returns 0 and a new body (free with
+/* Parse a POST body: exactly the bodies jansson 2.14 json_loadb() takes with
+ * JSON_REJECT_DUPLICATES | JSON_DECODE_ANY (no NUL in strings, integers within
+ * int64, no real overflow; see src/mcp/jsonrpc_scan.c), at most
+ * MG_RPC_MAX_DEPTH levels. Does not cap batches (MG_RPC_MAX_BATCH is the
+ * caller's). Returns 0 and a new body (free with
  * mg_rpc_body_free), or a JSON-RPC error code with *out NULL:
  *   MG_RPC_PARSE_ERROR      not JSON (also duplicate keys, too deep, invalid UTF-8)
  *   MG_RPC_INVALID_REQUEST  not an object or a non-empty array of objects; jsonrpc
@@ -85,6 +88,11 @@ typedef struct mg_rpc_body {
  *                           number or null; neither method nor result/error.
  * -1 means out of memory. */
 int mg_rpc_parse(const char *body, size_t len, mg_rpc_body_t **out);
+/* The same contract computed from a full jansson tree (many allocations per
+ * body). mg_rpc_parse() is a single-pass scanner that must agree with it on
+ * every input (tests/fuzz/fuzz_jsonrpc_diff.c) and falls back to it for
+ * objects with more keys than its duplicate check handles. */
+int mg_rpc_parse_jansson(const char *body, size_t len, mg_rpc_body_t **out);
 void mg_rpc_body_free(mg_rpc_body_t *body); /* NULL-safe */
 
 /* --- era and header checks (SPEC 3.2 step 5, H-03 .. H-07) --------------------- */
