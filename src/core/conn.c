@@ -2049,7 +2049,10 @@ attach_upstream(mg_conn_t *c, bool fresh)
     if (c->up->tls) {
         bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
     } else {
-        bufferevent_disable(c->up->bev, EV_WRITE);
+        /* Only once connected: while connecting, the bufferevent's write event is
+         * what tells it the connection is up, and disabling EV_WRITE deletes it. */
+        if (c->up->reused)
+            bufferevent_disable(c->up->bev, EV_WRITE);
         mg_upstream_reading(c->up, true);
     }
     return true;
