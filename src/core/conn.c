@@ -2806,6 +2806,11 @@ mg_conn_accept(mg_worker_t *w, mg_listener_t *l, evutil_socket_t fd, struct sock
         if (ssl == NULL)
             goto fail;
         c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
+        if (c->bev != NULL && !mg_tls_conn_tune(c->bev)) {
+            fd = -1; /* the bufferevent owns the socket and the SSL now */
+            ssl = NULL;
+            goto fail;
+        }
     } else {
         c->bev = bufferevent_socket_new(w->base, fd, opts);
     }

@@ -59,6 +59,13 @@ void mg_gen_unref(mg_gen_t *gen);
 /* Server context for a TLS listener: TLS 1.2+, server cipher preference,
  * ALPN http/1.1 only, chain + key checked to match. NULL + logged on error. */
 SSL_CTX *mg_tls_server_ctx(const char *cert_file, const char *key_file, const char *where);
+/* Set up a TLS listener's client bufferevent (bufferevent_openssl_socket_new on a socket and
+ * an SSL of mg_tls_server_ctx, before any data flows) for fewer records and system calls per
+ * request: read-ahead once the handshake is done, never leaving whole records unread; output
+ * of up to one record kept in one piece, so one record and one write(); output written from
+ * the loop at once rather than after a wait for writability (no epoll_ctl pair). The
+ * callbacks installed live as long as <bev>. False when out of memory. */
+bool mg_tls_conn_tune(struct bufferevent *bev);
 /* Client context for an https upstream: peer verification against the
  * system store or <ca_file>, TLS 1.2+, ALPN http/1.1. NULL + logged on error. */
 SSL_CTX *mg_tls_client_ctx(const char *ca_file, const char *where);
