@@ -11,6 +11,7 @@
 #include "mcpgate/b64url.h"
 #include "mcpgate/jwk.h"
 #include "mcpgate/jwt.h"
+#include "mcpgate/utf8.h"
 
 /* JSON nesting allowed in a header or claims set: real tokens use 2 or 3. */
 #define JSON_MAX_DEPTH 16
@@ -467,37 +468,6 @@ jskip_ws(jdoc_t *d)
         d->p++;
 }
 
-/* Length of the valid UTF-8 sequence at <p> (ASCII excluded), or 0. */
-static size_t
-utf8_seq(const uint8_t *p, const uint8_t *end)
-{
-    uint8_t c = p[0];
-    size_t n;
-    uint32_t v;
-
-    if (c < 0xC2)
-        return 0; /* a continuation byte, or an overlong two-byte form */
-    if (c < 0xE0)
-        n = 2, v = c & 0x1F;
-    else if (c < 0xF0)
-        n = 3, v = c & 0x0F;
-    else if (c < 0xF5)
-        n = 4, v = c & 0x07;
-    else
-        return 0;
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        v = v << 6 | (p[i] & 0x3F);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || v > 0x10FFFF ||
-        (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 static int
 hex4(const uint8_t *p, const uint8_t *end, uint32_t *out)
 {
@@ -546,7 +516,7 @@ jstring(jdoc_t *d, const char **out, size_t *outlen)
             continue;
         }
         if (c >= 0x80) {
-            size_t n = utf8_seq(r, end);
+            size_t n = mg_utf8_seq_len(r, end);
             if (n == 0)
                 return -1;
             memmove(w, r, n);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "mcpgate/jsonrpc.h"
+#include "mcpgate/utf8.h"
 
 /*
  * Why a scanner: a jansson tree (an allocated node per value, then
@@ -205,40 +206,6 @@ escape_len(const unsigned char *p, const unsigned char *end)
     return 12;
 }
 
-/* Length of the UTF-8 sequence at <p> (a byte >= 0x80), 0 when invalid: the
- * checks of jansson's utf8_check_first/utf8_check_full. */
-static size_t
-utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0];
-    uint32_t v;
-    size_t n;
-
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        v = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        v = c & 0x07;
-    } else {
-        return 0; /* a continuation byte, C0/C1 (overlong ASCII) or F5..FF */
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        v = v << 6 | (p[i] & 0x3F);
-    }
-    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
-        (n == 4 && v < 0x10000))
-        return 0;
-    return n;
-}
-
 /* Bytes that stand for themselves in a string: 0x20..0x7F but '"' and '\\'
  * (a table: this loop is where most of a body's bytes go). 0x80 and up are
  * UTF-8, checked one sequence at a time. */
@@ -276,7 +243,7 @@ scan_string(scan_t *s, span_t *out)
             n = escape_len(p, end);
             esc = true;
         } else {
-            n = utf8_len(p, end);
+            n = mg_utf8_seq_len(p, end);
         }
         if (n == 0)
             return fail(s, MG_RPC_PARSE_ERROR);
