@@ -2111,7 +2111,12 @@ upsend_cb(evutil_socket_t fd, short what, void *arg)
         return; /* the exchange ended (client gone, timeout) before its turn */
     len = evbuffer_get_length(c->upreq);
     req = (const char *)evbuffer_pullup(c->upreq, -1);
-    sent = send(bufferevent_getfd(c->up->bev), req, len, MSG_NOSIGNAL);
+    /* Bytes already queued on the connection go first (never the case for a
+     * pooled connection, whose output is empty when released: belt and braces). */
+    if (evbuffer_get_length(bufferevent_get_output(c->up->bev)) > 0)
+        sent = 0;
+    else
+        sent = send(bufferevent_getfd(c->up->bev), req, len, MSG_NOSIGNAL);
     if (sent < 0)
         sent = 0;
     if ((size_t)sent == len) {
@@ -2573,8 +2578,12 @@ static void
 relay_done(mg_conn_t *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    /* Reusable only when nothing of the exchange is left in either direction: an
+     * upstream may answer before it has read the whole request, and a request
+     * tail still queued would precede the next request on the connection. */
     bool reuse = c->up_reusable && c->up != NULL &&
-                 evbuffer_get_length(bufferevent_get_input(c->up->bev)) == 0;
+                 evbuffer_get_length(bufferevent_get_input(c->up->bev)) == 0 &&
+                 evbuffer_get_length(bufferevent_get_output(c->up->bev)) == 0;
 
     if (deliver_finish(c) != 0) {
         send_error(c, 502, "cannot filter the upstream response", NULL); /* cuts the stream */

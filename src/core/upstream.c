@@ -212,8 +212,12 @@ mg_upstream_release(mg_upconn_t *u)
     mg_worker_t *w = u->w;
     struct timeval tv = {MG_UPSTREAM_IDLE_MS / 1000, (MG_UPSTREAM_IDLE_MS % 1000) * 1000};
 
+    /* Unread input, or output not yet written (an upstream that answered before
+     * reading the whole request): the connection's byte stream is not at a
+     * request boundary, so it cannot carry another request. */
     if (w->draining || w->nidle >= MG_UPSTREAM_MAX_IDLE ||
-        evbuffer_get_length(bufferevent_get_input(u->bev)) != 0) {
+        evbuffer_get_length(bufferevent_get_input(u->bev)) != 0 ||
+        evbuffer_get_length(bufferevent_get_output(u->bev)) != 0) {
         mg_upstream_close(u);
         return;
     }
