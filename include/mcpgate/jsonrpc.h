@@ -95,6 +95,18 @@ int mg_rpc_parse(const char *body, size_t len, mg_rpc_body_t **out);
 int mg_rpc_parse_jansson(const char *body, size_t len, mg_rpc_body_t **out);
 void mg_rpc_body_free(mg_rpc_body_t *body); /* NULL-safe */
 
+/* --- body encoding ------------------------------------------------------------ */
+
+/* The gateway reads a POST body as UTF-8 JSON bytes; the upstream must read the
+ * same characters. Some upstream stacks decode the body in the charset the
+ * Content-Type names (UTF-7 turns "+ACI-" into a quote, so one body holds a
+ * different params.name for each side) or inflate a Content-Encoding the
+ * gateway never saw. Returns NULL when <headers> leave no such doubt: at most
+ * one Content-Type, whose charset parameters (if any; quoted or not, any case)
+ * all say UTF-8 ("utf-8" or "utf8"), and every Content-Encoding element is
+ * "identity". Otherwise a static reason, for a 415 refusal. */
+const char *mg_mcp_body_encoding_refusal(const mg_http_header_t *headers, size_t nheaders);
+
 /* --- era and header checks (SPEC 3.2 step 5, H-03 .. H-07) --------------------- */
 
 /* The outcome of mg_mcp_check_post. On refusal: HTTP <status> (400) with the

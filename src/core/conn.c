@@ -1303,8 +1303,16 @@ front_post(mg_conn_t *c)
     size_t blen = evbuffer_get_length(c->body);
     const char *b = blen ? (const char *)evbuffer_pullup(c->body, -1) : "";
     char ctype[128] = "";
+    const char *bad_encoding;
     int rc;
 
+    /* Before anything reads the body: the upstream must see the same characters. */
+    bad_encoding = mg_mcp_body_encoding_refusal(c->req.headers, c->req.nheaders);
+    if (bad_encoding != NULL) {
+        refuse_rpc(c, 415, NULL, MG_RPC_INVALID_REQUEST, bad_encoding, NULL,
+                   "unsupported_media_type");
+        return;
+    }
     if (ct != NULL && ct->value_len < sizeof(ctype))
         memcpy(ctype, ct->value, ct->value_len), ctype[ct->value_len] = '\0';
     if (mg_bearer_form_has_token(ctype, b, blen)) {

@@ -44,6 +44,7 @@ reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     default: return "";

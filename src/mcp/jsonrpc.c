@@ -431,3 +431,134 @@ mg_mcp_check_error_body(const mg_mcp_check_t *check, const mg_rpc_body_t *body, 
 
     return mg_rpc_error_body(id, check->rpc_code, check->message, check->data_json, len_out);
 }
+
+/* ---- body encoding ------------------------------------------------------------ */
+
+static bool
+ieq_n(const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b);
+
+    if (alen != blen)
+        return false;
+    for (size_t i = 0; i < alen; i++) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (char)(x - 'A' + 'a');
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+static bool
+is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Every charset parameter of one Content-Type value says UTF-8. Parameters are
+ * `; name=value` (RFC 9110 5.6.6), value a token or a quoted-string; anything
+ * that does not parse as a parameter is skipped: only a charset can change
+ * what the upstream reads. */
+static bool
+charset_is_utf8(const char *v, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && v[i] != ';')
+        i++; /* the media type */
+    while (i < len) {
+        size_t ns, ne;
+        char val[32];
+        size_t vl = 0;
+        bool too_long = false;
+
+        i++; /* the ';' */
+        while (i < len && is_ows(v[i]))
+            i++;
+        ns = i;
+        while (i < len && v[i] != '=' && v[i] != ';' && !is_ows(v[i]))
+            i++;
+        ne = i;
+        while (i < len && is_ows(v[i]))
+            i++;
+        if (i >= len || v[i] != '=') {
+            while (i < len && v[i] != ';')
+                i++;
+            continue;
+        }
+        i++; /* the '=' */
+        while (i < len && is_ows(v[i]))
+            i++;
+        if (i < len && v[i] == '"') {
+            for (i++; i < len && v[i] != '"'; i++) {
+                if (v[i] == '\\' && i + 1 < len)
+                    i++;
+                if (vl < sizeof(val))
+                    val[vl++] = v[i];
+                else
+                    too_long = true;
+            }
+            if (i < len)
+                i++; /* the closing quote */
+        } else {
+            for (; i < len && v[i] != ';' && !is_ows(v[i]); i++) {
+                if (vl < sizeof(val))
+                    val[vl++] = v[i];
+                else
+                    too_long = true;
+            }
+        }
+        while (i < len && v[i] != ';')
+            i++;
+        if (ieq_n(v + ns, ne - ns, "charset") &&
+            (too_long || !(ieq_n(val, vl, "utf-8") || ieq_n(val, vl, "utf8"))))
+            return false;
+    }
+    return true;
+}
+
+/* Every comma-separated element of a Content-Encoding value is "identity". */
+static bool
+encoding_is_identity(const char *v, size_t len)
+{
+    size_t i = 0;
+
+    while (i <= len) {
+        size_t s, e;
+        while (i < len && (is_ows(v[i]) || v[i] == ','))
+            i++;
+        if (i >= len)
+            return true;
+        s = i;
+        while (i < len && v[i] != ',')
+            i++;
+        e = i;
+        while (e > s && is_ows(v[e - 1]))
+            e--;
+        if (!ieq_n(v + s, e - s, "identity"))
+            return false;
+    }
+    return true;
+}
+
+const char *
+mg_mcp_body_encoding_refusal(const mg_http_header_t *headers, size_t nheaders)
+{
+    size_t ntypes = 0;
+
+    for (size_t i = 0; i < nheaders; i++) {
+        const mg_http_header_t *h = &headers[i];
+        if (ieq_n(h->name, h->name_len, "content-type")) {
+            if (++ntypes > 1)
+                return "More than one Content-Type.";
+            if (!charset_is_utf8(h->value, h->value_len))
+                return "The body must be UTF-8 JSON (Content-Type charset).";
+        } else if (ieq_n(h->name, h->name_len, "content-encoding")) {
+            if (!encoding_is_identity(h->value, h->value_len))
+                return "The body must not be compressed (Content-Encoding).";
+        }
+    }
+    return NULL;
+}

@@ -30,8 +30,8 @@
  *    must fit json_int_t (strtoll), a real must not overflow strtod;
  *  - true, false, null: a run of ASCII letters equal to one of them;
  *  - a key repeated in one object (compared after unescaping) is an error;
- *  - one NUL byte right after a number or a literal is skipped (quirk, see
- *    skip_pushed_back_nul()).
+ *  - a raw NUL byte anywhere is an error (mg_rpc_parse refuses it up front;
+ *    jansson alone would skip one right after a number or a literal).
  * On top of that MG_RPC_MAX_DEPTH nested arrays and objects at most.
  * tests/fuzz/fuzz_jsonrpc_diff.c runs both on every input and aborts on any
  * difference.
@@ -134,18 +134,6 @@ static void
 skip_ws(scan_t *s)
 {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-        s->p++;
-}
-
-/* jansson pushes the byte after a number or a literal back into its input
- * stream, which keeps a NUL-terminated buffer of the current character; a
- * pushed-back NUL reads as "buffer empty" and is lost (load.c stream_get and
- * stream_unget). So "[1<NUL>]" is accepted there and must be here too. Only
- * that one byte: a second NUL is an invalid token. */
-static void
-skip_pushed_back_nul(scan_t *s)
-{
-    if (s->p < s->end && *s->p == '\0')
         s->p++;
 }
 
@@ -452,7 +440,6 @@ scan_number(scan_t *s, span_t *out)
         out->type = V_REAL;
     }
     s->p = p;
-    skip_pushed_back_nul(s);
     return 0;
 }
 
@@ -476,7 +463,6 @@ scan_literal(scan_t *s, span_t *out)
     out->len = n;
     out->esc = false;
     s->p = q;
-    skip_pushed_back_nul(s);
     return 0;
 }
 

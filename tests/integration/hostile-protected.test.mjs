@@ -126,6 +126,32 @@ describe('hostile JSON on a protected route (valid token)', () => {
         }
     }));
 
+    test('a body the upstream could decode differently (charset, Content-Encoding) -> 415 -32600, not forwarded', T(async () => {
+        // Under UTF-7 "+ACIAfQAsACIAbgBhAG0AZQAiADoAIgBhAGQAbQBpAG4AIgAsACIAeQAiADoAewAiAHoAIgA6ACI-"
+        // decodes to "},"name":"admin","y":{"z":": a stack that honours the charset
+        // (raw-body + iconv-lite) reads params.name "admin" where the gateway reads "echo".
+        const utf7 = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":' +
+            '{"x":"+ACIAfQAsACIAbgBhAG0AZQAiADoAIgBhAGQAbQBpAG4AIgAsACIAeQAiADoAewAiAHoAIgA6ACI-"}}}';
+        const cases = [
+            [{ 'Content-Type': 'application/json; charset=utf-7' }, 'charset=utf-7'],
+            [{ 'Content-Type': 'application/json; Charset="UTF-7"' }, 'quoted UTF-7'],
+            [{ 'Content-Type': 'application/json; charset=utf-16le' }, 'utf-16le'],
+            [{ 'Content-Encoding': 'gzip' }, 'Content-Encoding gzip'],
+            [{ 'Content-Encoding': 'identity, deflate' }, 'Content-Encoding deflate'],
+        ];
+        for (const [h, what] of cases) await refusedUnseen(() => post(utf7, h), 415, RPC.INVALID, what);
+        // UTF-8 spelled any way is fine, and so is identity.
+        for (const ct of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8']) {
+            const r = await post(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), { 'Content-Type': ct, 'Content-Encoding': 'identity' });
+            assert.equal(r.status, 200, `${ct}: ${r.text}`);
+        }
+    }));
+
+    test('a raw NUL byte after a number -> 400 -32700 (jansson alone skipped it), not forwarded', T(async () => {
+        const body = Buffer.concat([Buffer.from('{"jsonrpc":"2.0","method":"ping","id":1'), Buffer.from([0]), Buffer.from('}')]);
+        await refusedUnseen(() => post(body), 400, PARSE, 'NUL after a number');
+    }));
+
     test('nesting far beyond the cap -> 400 -32700, not forwarded (no stack blow-up)', T(async () => {
         const deep = [
             ['10000 unclosed [', '['.repeat(10000)],

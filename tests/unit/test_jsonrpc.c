@@ -399,6 +399,66 @@ test_batches(void)
     free(buf);
 }
 
+/* One header set per case: {name, value} pairs, NULL-terminated. */
+static const char *
+refusal_of(const char *const *kv)
+{
+    mg_http_header_t h[8];
+    size_t n = 0;
+
+    for (; kv[0] != NULL && n < 8; kv += 2, n++) {
+        h[n].name = kv[0];
+        h[n].name_len = strlen(kv[0]);
+        h[n].value = kv[1];
+        h[n].value_len = strlen(kv[1]);
+    }
+    return mg_mcp_body_encoding_refusal(h, n);
+}
+
+static void
+test_body_encoding(void)
+{
+    static const char *const ok[][7] = {
+        {NULL},
+        {"Content-Type", "application/json", NULL},
+        {"content-type", "application/json; charset=utf-8", NULL},
+        {"Content-Type", "application/json;charset=UTF-8", NULL},
+        {"Content-Type", "application/json; charset=\"utf-8\"", NULL},
+        {"Content-Type", "application/json ; charset = utf8 ; q=1", NULL},
+        {"Content-Type", "application/json; foo; charsetx=utf-7", NULL},
+        {"Content-Type", "application/json", "Content-Encoding", "identity", NULL},
+        {"Content-Encoding", " Identity , identity", NULL},
+        {"Content-Type", "application/json; charset=\"ut\\f-8\"", NULL}, /* quoted-pair */
+    };
+    static const char *const refused[][7] = {
+        /* UTF-7 turns "+ACI-" into a quote for an upstream that honours the charset */
+        {"Content-Type", "application/json; charset=utf-7", NULL},
+        {"Content-Type", "application/json; charset=\"UTF-7\"", NULL},
+        {"Content-Type", "application/json; charset=utf-16le", NULL},
+        {"Content-Type", "application/json; charset=iso-8859-1", NULL},
+        {"Content-Type", "application/json; charset=utf-8; charset=utf-7", NULL},
+        {"Content-Type", "application/json; CHARSET=\"utf\\-7\"", NULL},
+        {"Content-Type", "application/json; charset=utf-8xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL},
+        {"Content-Type", "application/json", "Content-Type", "application/json", NULL},
+        {"Content-Encoding", "gzip", NULL},
+        {"Content-Encoding", "identity, deflate", NULL},
+        {"Content-Type", "application/json", "content-encoding", "br", NULL},
+    };
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        const char *why = refusal_of(ok[i]);
+        if (why != NULL)
+            printf("# ok case %zu refused: %s\n", i, why);
+        MG_CHECK(why == NULL);
+    }
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        if (refusal_of(refused[i]) == NULL)
+            printf("# refused case %zu accepted\n", i);
+        MG_CHECK(refusal_of(refused[i]) != NULL);
+    }
+}
+
+
 int
 main(void)
 {
@@ -408,5 +468,6 @@ main(void)
     MG_RUN(test_numbers);
     MG_RUN(test_structure);
     MG_RUN(test_batches);
+    MG_RUN(test_body_encoding);
     return mg_test_done();
 }
