@@ -595,20 +595,7 @@ client_write_cb(struct bufferevent *bev, void *arg)
 static void
 client_reading(mg_conn_t *c, bool on)
 {
-    if (c->rd == NULL) {
-        if (on)
-            bufferevent_enable(c->bev, EV_READ);
-        else
-            bufferevent_disable(c->bev, EV_READ);
-        return;
-    }
-    if (on == c->reading)
-        return;
-    c->reading = on;
-    if (on)
-        event_add(c->rd, NULL);
-    else
-        event_del(c->rd);
+    mg_sock_reading(c->bev, c->rd, &c->reading, on);
 }
 
 /*

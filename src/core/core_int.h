@@ -221,6 +221,9 @@ void mg_upstream_own_reads(mg_upconn_t *u);
  * (a bufferevent's input buffer: its frozen end is thawed for the call). Returns
  * what readv returned; on -1 *err holds errno. */
 ssize_t mg_sock_read(evutil_socket_t fd, struct evbuffer *in, int *err);
+/* Reading on or off for a socket read either by the gateway (<rd>, its state in
+ * *reading) or, when <rd> is NULL (TLS; an upstream still connecting), by <bev>. */
+void mg_sock_reading(struct bufferevent *bev, struct event *rd, bool *reading, bool on);
 /* Close and free. NULL-safe. */
 void mg_upstream_close(mg_upconn_t *u);
 /* Close every pooled connection of <w>. */

@@ -5,6 +5,8 @@
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "core_int.h"
 
@@ -48,4 +50,23 @@ mg_sock_read(evutil_socket_t fd, struct evbuffer *in, int *err)
     }
     evbuffer_freeze(in, 0);
     return n;
+}
+
+void
+mg_sock_reading(struct bufferevent *bev, struct event *rd, bool *reading, bool on)
+{
+    if (rd == NULL) {
+        if (on)
+            bufferevent_enable(bev, EV_READ);
+        else
+            bufferevent_disable(bev, EV_READ);
+        return;
+    }
+    if (on == *reading)
+        return; /* unchanged: no epoll_ctl */
+    *reading = on;
+    if (on)
+        event_add(rd, NULL);
+    else
+        event_del(rd);
 }

@@ -81,20 +81,7 @@ idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
 void
 mg_upstream_reading(mg_upconn_t *u, bool on)
 {
-    if (u->rd == NULL) {
-        if (on)
-            bufferevent_enable(u->bev, EV_READ);
-        else
-            bufferevent_disable(u->bev, EV_READ);
-        return;
-    }
-    if (on == u->reading)
-        return;
-    u->reading = on;
-    if (on)
-        event_add(u->rd, NULL);
-    else
-        event_del(u->rd);
+    mg_sock_reading(u->bev, u->rd, &u->reading, on);
 }
 
 /* The socket is readable: one readv() into the bufferevent's input buffer, then
