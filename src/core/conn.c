@@ -114,6 +114,7 @@ struct mg_conn {
 
     /* The request. */
     bool req_started;
+    size_t head_seen; /* bytes of an incomplete head already parsed (on_head) */
     struct timespec t_start;
     struct timespec t_wall; /* CLOCK_REALTIME at the first byte, for the audit log */
     char request_id[MG_REQUEST_ID_SIZE];
@@ -367,6 +368,7 @@ reset_request(mg_conn_t *c)
     evbuffer_drain(c->body, evbuffer_get_length(c->body));
     evbuffer_drain(c->upreq, evbuffer_get_length(c->upreq));
     c->req_started = false;
+    c->head_seen = 0;
     c->refused_credential = false;
     c->request_id[0] = '\0';
     memcpy(c->client_ip, c->peer_ip, sizeof(c->peer_ip));
@@ -1528,12 +1530,24 @@ on_head(mg_conn_t *c)
     cap = conf->max_header_size;
     n = len < cap ? len : cap;
     p = (char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    /* A head still incomplete is parsed again from its start when more arrives.
+     * Only a new line can change the verdict before the cap is reached, so bytes
+     * without an LF wait: a client trickling a head byte by byte then costs a
+     * parse per line (at most MG_HTTP_MAX_HEADERS + 2 of them), not per byte. */
+    if (c->head_seen > 0 && n < cap && n > c->head_seen &&
+        memchr(p + c->head_seen, '\n', n - c->head_seen) == NULL) {
+        c->head_seen = n;
+        return;
+    }
     r = mg_http_parse_request_head(p, n, &c->req, &why);
     if (r == 0) {
         if (len >= cap)
             send_error(c, 431, "request head exceeds max_header_size", NULL);
+        else
+            c->head_seen = n;
         return;
     }
+    c->head_seen = 0;
     if (r < 0) {
         /* A doubled credential is malformed (RFC 6750 section 3.1): say so in
          * the challenge too, although the route (and so its metadata URL) is

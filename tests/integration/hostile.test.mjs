@@ -339,6 +339,19 @@ describe('CR/LF/NUL injection', () => {
         await smuggle('GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-\u0000A: b\r\n\r\n', 400, { what: 'NUL in name' });
     }));
 
+    test('a head trickled in one-byte pieces: forwarded whole when valid, 400 for a NUL or bare LF in it', T(async () => {
+        // on_head parses an incomplete head again only when a new line has arrived:
+        // the verdicts must be those of the head sent at once.
+        const good = 'GET /mcp/sink HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Trickle: yes\r\n\r\n';
+        const mark = up.mark();
+        const resp = await rawRequest(port, good.split(''), { timeout: 8000, gapMs: 2 });
+        assert.equal(resp.status, 200, resp.text);
+        assert.equal(up.since(mark).length, 1);
+        assert.equal(up.since(mark)[0].headers['x-trickle'], 'yes');
+        await refused('GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\u0000b\r\n\r\n'.split(''), 400, { what: 'NUL, trickled', timeout: 8000 });
+        await refused('GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\nX-B: b\r\n\r\n'.split(''), 400, { what: 'bare LF, trickled', timeout: 8000 });
+    }));
+
     test('%0d%0a, %00 in the path -> 400, never a header upstream', T(async () => {
         await smuggle('GET /mcp/%0d%0aX-Injected:%20yes HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 400, { what: '%0d%0a in path' });
         await smuggle('GET /mcp/%0D%0AX-Injected:%20yes HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 400, { what: '%0D%0A in path' });
