@@ -2587,12 +2587,9 @@ static void
 relay_done(mg_conn_t *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    /* Reusable only when nothing of the exchange is left in either direction: an
-     * upstream may answer before it has read the whole request, and a request
-     * tail still queued would precede the next request on the connection. */
-    bool reuse = c->up_reusable && c->up != NULL &&
-                 evbuffer_get_length(bufferevent_get_input(c->up->bev)) == 0 &&
-                 evbuffer_get_length(bufferevent_get_output(c->up->bev)) == 0;
+    /* Whether the connection is at a request boundary (nothing unread, nothing
+     * unsent) is mg_upstream_release()'s to check: it closes it otherwise. */
+    bool reuse = c->up_reusable && c->up != NULL;
 
     if (deliver_finish(c) != 0) {
         send_error(c, 502, "cannot filter the upstream response", NULL); /* cuts the stream */
